@@ -1,0 +1,12 @@
+"""Moodtape's generation library: MusicGen text-to-music without any UI."""
+
+from .errors import GenerationCancelled, InvalidInputError, ModelLoadError, MoodtapeError
+from .settings import GenerationSettings
+
+__all__ = [
+    "GenerationCancelled",
+    "GenerationSettings",
+    "InvalidInputError",
+    "ModelLoadError",
+    "MoodtapeError",
+]

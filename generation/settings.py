@@ -1,0 +1,121 @@
+"""What one generation request asks for, as a validated frozen dataclass."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .errors import InvalidInputError
+
+MIN_DURATION = 1.0  # seconds; shorter clips are mostly codec warm-up
+MAX_DURATION = 30.0  # seconds; MusicGen's training window
+MAX_SEED = 2**31 - 1  # keeps seeds portable across numpy, torch and JSON clients
+MAX_PROMPT_CHARS = 2_000  # beyond this a prompt is refused; the text encoder reads far less
+MAX_TOP_K = 2048  # MusicGen's codebook size
+MAX_TEMPERATURE = 5.0  # higher is indistinguishable from noise
+MAX_GUIDANCE = 20.0  # higher saturates the logits
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """One request's prompt and sampling settings; invalid values raise ``InvalidInputError``.
+
+    The defaults are MusicGen's own (audiocraft): sampling with top-k 250 and
+    classifier-free guidance 3.
+    """
+
+    prompt: str = ""  # the mood or style in words; may be empty only when a melody is given
+    duration: float = 10.0  # seconds of audio, MIN_DURATION..MAX_DURATION
+    seed: int | None = None  # None means "pick a random seed"; the one used goes in the recipe
+    temperature: float = 1.0  # softmax temperature; > 0
+    top_k: int = 250  # sample from the k most likely tokens; 0 disables top-k
+    top_p: float = 0.0  # nucleus sampling mass in (0, 1]; 0 disables top-p
+    guidance_scale: float = 3.0  # classifier-free guidance; 1 disables it
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise InvalidInputError(f"The prompt must be text, got {type(self.prompt).__name__}.")
+        object.__setattr__(self, "prompt", " ".join(self.prompt.split()))
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidInputError(
+                f"The prompt is {len(self.prompt)} characters long; keep it under {MAX_PROMPT_CHARS} "
+                "(a sentence or two describing genre, instruments, tempo and mood works best)."
+            )
+        _check_number("duration", self.duration, MIN_DURATION, MAX_DURATION, "seconds")
+        if self.seed is not None:
+            _check_integer("seed", self.seed, 0, MAX_SEED, hint="or leave it empty (-1) for a random seed")
+        _check_number("temperature", self.temperature, 0.0, MAX_TEMPERATURE, open_low=True)
+        _check_integer("top_k", self.top_k, 0, MAX_TOP_K, hint="0 turns top-k off")
+        _check_number("top_p", self.top_p, 0.0, 1.0, hint="0 turns top-p off")
+        _check_number("guidance_scale", self.guidance_scale, 1.0, MAX_GUIDANCE, hint="1 turns guidance off")
+        if self.top_k == 0 and self.top_p == 0.0:
+            raise InvalidInputError(
+                "top_k and top_p are both 0, which leaves nothing to sample from; "
+                "set top_k (MusicGen's default is 250) or top_p (for example 0.9)."
+            )
+        object.__setattr__(self, "duration", float(self.duration))
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "top_p", float(self.top_p))
+        object.__setattr__(self, "guidance_scale", float(self.guidance_scale))
+        object.__setattr__(self, "top_k", int(self.top_k))
+        if self.seed is not None:
+            object.__setattr__(self, "seed", int(self.seed))
+
+    def with_seed(self) -> GenerationSettings:
+        """Return these settings with a concrete seed, drawing a random one if none was given."""
+        if self.seed is not None:
+            return self
+        return replace(self, seed=secrets.randbelow(MAX_SEED + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GenerationSettings:
+        """Build settings from a mapping, refusing names that are not settings."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInputError(f"Unknown setting(s) {unknown}; known settings are {sorted(known)}.")
+        return cls(**values)
+
+
+def normalise_seed(seed: float | int | str | None) -> int | None:
+    """Turn a UI or API seed (empty, -1, a number or numeric text) into ``None`` or an int."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return None
+    try:
+        value = float(seed)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"seed must be a whole number or empty, got {seed!r}.") from e
+    if value == -1:
+        return None
+    if not math.isfinite(value) or value != int(value):
+        raise InvalidInputError(f"seed must be a whole number or empty, got {seed!r}.")
+    return int(value)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_number(
+    name: str, value: Any, low: float, high: float, unit: str = "", *, open_low: bool = False, hint: str = ""
+) -> None:
+    suffix = f" {unit}" if unit else ""
+    extra = f" ({hint})" if hint else ""
+    if not _is_real(value) or not math.isfinite(value):
+        raise InvalidInputError(f"{name} must be a number between {low:g} and {high:g}{suffix}, got {value!r}.")
+    if (value <= low if open_low else value < low) or value > high:
+        lower = f"above {low:g}" if open_low else f"at least {low:g}"
+        raise InvalidInputError(f"{name} must be {lower} and at most {high:g}{suffix}{extra}, got {value:g}.")
+
+
+def _check_integer(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
+    extra = f" ({hint})" if hint else ""
+    if not _is_real(value) or not math.isfinite(value) or value != int(value):
+        raise InvalidInputError(f"{name} must be a whole number between {low} and {high}{extra}, got {value!r}.")
+    if not low <= value <= high:
+        raise InvalidInputError(f"{name} must be between {low} and {high}{extra}, got {int(value)}.")
