@@ -1,0 +1,80 @@
+"""Command line: ``python -m generation "rainy night, mellow piano" -o out.wav``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .engine import MusicGenEngine
+from .errors import MoodtapeError
+from .recipe import Recipe
+from .studio import Studio, TrackRequest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m generation",
+        description="Make music from a text prompt with MusicGen. Writes a 24-bit WAV and a recipe JSON beside it.",
+    )
+    parser.add_argument("prompt", nargs="?", default="", help="the mood or style in words")
+    parser.add_argument("-o", "--output", type=Path, default=Path("moodtape.wav"), help="WAV file to write")
+    parser.add_argument("--preset", help="style preset id (see --list-presets)")
+    parser.add_argument("--duration", type=float, help="seconds of audio (default 10, or the preset's)")
+    parser.add_argument("--seed", type=int, help="random seed; omit or -1 for a random one")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    parser.add_argument("--top-k", type=int, help="top-k sampling, 0 = off (default 250)")
+    parser.add_argument("--top-p", type=float, help="top-p sampling, 0 = off (default 0)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 3.0)")
+    parser.add_argument("--model", help="hub id or local folder (default: $MUSICGEN_MODEL or facebook/musicgen-small)")
+    parser.add_argument("--recipe", type=Path, help="reproduce the track described by a recipe JSON file")
+    parser.add_argument("--list-presets", action="store_true", help="print the preset ids and exit")
+    return parser
+
+
+def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | None]:
+    """Turn parsed arguments into a request and a model id; a recipe supplies both when given."""
+    if args.recipe is not None:
+        recipe = Recipe.load(args.recipe)
+        s = recipe.settings
+        request = TrackRequest(
+            prompt=s.prompt, duration=s.duration, seed=s.seed, temperature=s.temperature,
+            top_k=s.top_k, top_p=s.top_p, guidance_scale=s.guidance_scale,
+        )
+        return request, args.model or recipe.model_id
+    request = TrackRequest(
+        prompt=args.prompt, preset=args.preset, duration=args.duration, seed=args.seed,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, guidance_scale=args.guidance,
+    )
+    return request, args.model
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        request, model_id = request_from_args(args)
+        studio = Studio(MusicGenEngine(model_id))
+        if args.list_presets:
+            for preset in studio.presets.all():
+                print(f"{preset.id:24} {preset.description}")
+            return 0
+        if args.output.suffix.lower() != ".wav":
+            raise MoodtapeError(f"The output file must end in .wav, got '{args.output}'.")
+
+        def show_progress(done: int, total: int) -> None:
+            print(f"\rGenerating: step {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        track = studio.make_track(request, on_progress=show_progress, destination=args.output)
+    except MoodtapeError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    print(track.summary())
+    print(f"Wrote {track.wav_path} and {track.recipe_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
