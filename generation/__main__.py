@@ -39,13 +39,24 @@ def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | Non
         recipe = Recipe.load(args.recipe)
         s = recipe.settings
         request = TrackRequest(
-            prompt=s.prompt, duration=s.duration, seed=s.seed, temperature=s.temperature,
-            top_k=s.top_k, top_p=s.top_p, guidance_scale=s.guidance_scale,
+            prompt=s.prompt,
+            duration=s.duration,
+            seed=s.seed,
+            temperature=s.temperature,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            guidance_scale=s.guidance_scale,
         )
         return request, args.model or recipe.model_id
     request = TrackRequest(
-        prompt=args.prompt, preset=args.preset, duration=args.duration, seed=args.seed,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, guidance_scale=args.guidance,
+        prompt=args.prompt,
+        preset=args.preset,
+        duration=args.duration,
+        seed=args.seed,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        guidance_scale=args.guidance,
     )
     return request, args.model
 

@@ -39,8 +39,9 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, tags: dict[
     fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".wav", dir=path.parent)
     os.close(fd)
     try:
-        with sf.SoundFile(tmp_name, "w", samplerate=sample_rate, channels=audio.shape[0], subtype=WAV_SUBTYPE,
-                          format="WAV") as f:
+        with sf.SoundFile(
+            tmp_name, "w", samplerate=sample_rate, channels=audio.shape[0], subtype=WAV_SUBTYPE, format="WAV"
+        ) as f:
             for key, value in (tags or {}).items():
                 setattr(f, key, value)  # soundfile writes title/artist/comment/software/date as INFO chunks
             f.write(np.clip(audio.T, -1.0, 1.0))

@@ -144,9 +144,7 @@ class MusicGenEngine:
         started = time.perf_counter()
         try:
             processor = AutoProcessor.from_pretrained(self.model_id, revision=self.revision)
-            model = MusicgenForConditionalGeneration.from_pretrained(
-                self.model_id, revision=self.revision, dtype=dtype
-            )
+            model = MusicgenForConditionalGeneration.from_pretrained(self.model_id, revision=self.revision, dtype=dtype)
         except Exception as e:  # transformers raises OSError, ValueError, HF hub errors...
             raise ModelLoadError(_load_failure_message(self.model_id, e)) from e
         model = model.to(device).eval()
@@ -165,15 +163,17 @@ class MusicGenEngine:
         The same settings (seed included) on the same machine give the same audio.
         Raises ``GenerationCancelled`` when ``cancel`` is set while it runs.
         """
-        import torch
-        from transformers import StoppingCriteriaList
-
         # 1. Check inputs
         if not settings.prompt:
             raise InvalidInputError("The prompt is empty: describe the music, e.g. 'rainy night, mellow piano, slow'.")
         settings = settings.with_seed()
         self.load()
         model, processor = self._model, self._processor
+
+        import torch
+
+        # A submodule import: transformers' lazy top-level names are not safe to resolve from several threads.
+        from transformers.generation.stopping_criteria import StoppingCriteriaList
 
         # 2. Encode the prompt
         inputs = processor(text=[settings.prompt], padding=True, return_tensors="pt").to(self.device)

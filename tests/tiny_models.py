@@ -46,19 +46,43 @@ def _configs(vocab_size: int):
     from transformers import EncodecConfig, MusicgenDecoderConfig, T5Config
 
     text = T5Config(
-        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        vocab_size=vocab_size,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
     )
     codec = EncodecConfig(
-        sampling_rate=SAMPLING_RATE, audio_channels=1, upsampling_ratios=[8, 5, 4, 4],
-        target_bandwidths=[2.2], codebook_size=64, num_filters=4, hidden_size=16,
-        codebook_dim=16, num_lstm_layers=1, use_causal_conv=False, normalize=False,
-        use_conv_shortcut=False, norm_type="weight_norm",
+        sampling_rate=SAMPLING_RATE,
+        audio_channels=1,
+        upsampling_ratios=[8, 5, 4, 4],
+        target_bandwidths=[2.2],
+        codebook_size=64,
+        num_filters=4,
+        hidden_size=16,
+        codebook_dim=16,
+        num_lstm_layers=1,
+        use_causal_conv=False,
+        normalize=False,
+        use_conv_shortcut=False,
+        norm_type="weight_norm",
     )
     decoder = MusicgenDecoderConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        ffn_dim=64, num_codebooks=4, max_position_embeddings=2048, audio_channels=1,
-        pad_token_id=64, bos_token_id=64, decoder_start_token_id=64,
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        ffn_dim=64,
+        num_codebooks=4,
+        max_position_embeddings=2048,
+        audio_channels=1,
+        pad_token_id=64,
+        bos_token_id=64,
+        decoder_start_token_id=64,
     )
     return text, codec, decoder
 

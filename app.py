@@ -1,0 +1,259 @@
+"""Moodtape's Gradio app: layout and wiring around ``generation.Studio``; no model code here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import gradio as gr
+
+from generation import __version__
+from generation.errors import GenerationCancelled, MoodtapeError
+from generation.settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION
+from generation.studio import Studio, Track, TrackRequest
+
+log = logging.getLogger("moodtape.app")
+
+DEFAULTS = TrackRequest(duration=10.0, seed=-1, temperature=1.0, top_k=250, top_p=0.0, guidance_scale=3.0)
+PROGRESS_TICK_S = 0.5  # how often the handler reports progress and lets Gradio cancel it
+EXAMPLES = [
+    ["rainy night, mellow piano, slow", "none"],
+    ["sunrise over the sea, hopeful", "cinematic-orchestral"],
+    ["late night drive through neon city", "synthwave"],
+    ["coffee shop on a sunday morning", "jazz-trio"],
+]
+INTRO = """# 🎛️ Moodtape
+Describe a mood, pick a style, press **Generate**: a track to play now and a lossless WAV to download.
+Runs [MusicGen](https://huggingface.co/facebook/musicgen-small) (weights CC-BY-NC-4.0); every result is AI-generated.
+"""
+
+
+class TrackRunner:
+    """Runs studio requests on worker threads so Gradio can report progress and cancel them."""
+
+    def __init__(self, studio: Studio, workers: int = 4):
+        self.studio = studio
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodtape-gen")
+
+    def run(self, request: TrackRequest, progress: gr.Progress) -> Iterator[Any]:
+        """Yield ``gr.skip()`` while the track is made, then the outputs; errors become ``gr.Error``."""
+        cancel = threading.Event()
+        steps = {"done": 0, "total": 0}
+
+        def on_progress(done: int, total: int) -> None:
+            steps["done"], steps["total"] = done, total
+
+        future = self._pool.submit(self.studio.make_track, request, on_progress=on_progress, cancel=cancel)
+        future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
+        try:
+            progress(0, desc="Waiting for the model…")
+            while True:
+                try:
+                    track = future.result(timeout=PROGRESS_TICK_S)
+                    break
+                except FutureTimeout:
+                    if steps["total"]:
+                        progress((steps["done"], steps["total"]), desc="Generating", unit="steps")
+                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        except GenerationCancelled as e:
+            raise gr.Error("Cancelled: the track was not finished.") from e
+        except MoodtapeError as e:
+            raise gr.Error(str(e), title="Can't make this track") from e
+        except Exception as e:
+            log.exception("Generation failed")
+            raise gr.Error(
+                f"Something went wrong inside the generator ({type(e).__name__}). The server is still running: "
+                "try again, or try a shorter duration.",
+                title="Generation failed",
+            ) from e
+        finally:
+            cancel.set()  # when Gradio cancels this handler, stop the generation thread too
+        yield outputs_for(track)
+
+
+def _log_if_cancelled(future, steps: dict[str, int]) -> None:
+    if not future.cancelled() and isinstance(future.exception(), GenerationCancelled):
+        log.info("Generation cancelled by the client after %d of %d steps", steps["done"], steps["total"])
+
+
+def outputs_for(track: Track) -> tuple[str, list[str], dict[str, Any], str]:
+    """Player file, download files, recipe and summary line for one finished track."""
+    return str(track.wav_path), [str(p) for p in track.files], track.recipe.to_dict(), track.summary()
+
+
+def build_app(studio: Studio | None = None) -> gr.Blocks:
+    """Build the Blocks: the page for people and the ``/generate`` and ``/presets`` API endpoints."""
+    studio = studio or Studio()
+    runner = TrackRunner(studio)
+    library = studio.presets
+
+    def generate(
+        prompt: str | None,
+        preset: str | None = None,
+        melody: str | None = None,
+        duration: float | None = None,
+        seed: float | str | None = None,
+        temperature: float | None = None,
+        top_k: float | None = None,
+        top_p: float | None = None,
+        guidance: float | None = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[Any]:
+        request = TrackRequest(
+            prompt=prompt,
+            preset=preset,
+            melody=melody,
+            duration=duration,
+            seed=seed,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            guidance_scale=guidance,
+        )
+        yield from runner.run(request, progress)
+
+    def presets() -> list[dict]:
+        """List the style presets: id, name, description, family, tags and settings."""
+        return library.describe()
+
+    def fill_from_preset(preset_id: str | None) -> tuple[Any, ...]:
+        try:
+            preset = library.find(preset_id)
+        except MoodtapeError as e:
+            raise gr.Error(str(e)) from e
+        if preset is None:
+            return ("", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        merged = {**DEFAULTS.__dict__, **preset.settings_dict()}
+        return (
+            f"*{preset.description}*",
+            merged["duration"],
+            merged["temperature"],
+            merged["top_k"],
+            merged["top_p"],
+            merged["guidance_scale"],
+        )
+
+    def model_status() -> str:
+        engine = studio.engine
+        state = "ready" if engine.loaded else "loading in the background (the first track waits for it)"
+        return f"Model `{engine.model_id}` is {state}. Moodtape {__version__}."
+
+    with gr.Blocks(title="Moodtape: text to music") as demo:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                prompt = gr.Textbox(
+                    label="Mood",
+                    lines=3,
+                    max_lines=6,
+                    elem_id="prompt",
+                    placeholder="rainy night, mellow piano, slow (Enter to generate, Shift+Enter for a new line)",
+                )
+                preset = gr.Dropdown(
+                    choices=library.choices(include_none=True), value="none", label="Style preset", elem_id="preset"
+                )
+                preset_info = gr.Markdown()
+                melody = gr.Audio(
+                    sources=["upload", "microphone"], type="filepath", label="Hum a melody (optional)", elem_id="melody"
+                )
+                duration = gr.Slider(
+                    MIN_DURATION,
+                    MAX_DURATION,
+                    value=DEFAULTS.duration,
+                    step=1,
+                    label="Duration (s)",
+                    elem_id="duration",
+                )
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 or empty = random)", elem_id="seed")
+                with gr.Accordion("Advanced", open=False):
+                    temperature = gr.Slider(
+                        0.05, MAX_TEMPERATURE, value=DEFAULTS.temperature, step=0.05, label="Temperature"
+                    )
+                    top_k = gr.Slider(0, MAX_TOP_K, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)")
+                    top_p = gr.Slider(0.0, 1.0, value=DEFAULTS.top_p, step=0.01, label="Top-p (0 = off)")
+                    guidance = gr.Slider(
+                        1.0, MAX_GUIDANCE, value=DEFAULTS.guidance_scale, step=0.5, label="Classifier-free guidance"
+                    )
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+            with gr.Column(scale=1):
+                player = gr.Audio(
+                    label="Your track", type="filepath", interactive=False, buttons=["download"], elem_id="player"
+                )
+                downloads = gr.File(
+                    label="Downloads: lossless WAV (24-bit) and recipe",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="downloads",
+                )
+                summary = gr.Markdown(elem_id="summary")
+                with gr.Accordion("Recipe", open=False):
+                    recipe = gr.JSON(label="Recipe", elem_id="recipe")
+                status = gr.Markdown(elem_id="model-status")
+        gr.Examples(examples=EXAMPLES, inputs=[prompt, preset], label="Try one")
+
+        # Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default".
+        with gr.Column(visible=False):
+            api_inputs = [
+                gr.Textbox(value=None, label="prompt"),
+                gr.Textbox(value=None, label="preset"),
+                gr.Audio(value=None, type="filepath", label="melody"),
+                *[
+                    gr.Number(value=None, label=name)
+                    for name in ("duration", "seed", "temperature", "top_k", "top_p", "guidance")
+                ],
+            ]
+            api_trigger = gr.Button("generate (API)")
+
+        ui_inputs = [prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance]
+        outputs = [player, downloads, recipe, summary]
+        run_settings = {"concurrency_id": "musicgen", "concurrency_limit": 1}
+        ui_event = {"api_visibility": "private", **run_settings}
+        click = generate_btn.click(generate, ui_inputs, outputs, api_name="ui_generate_click", **ui_event)
+        submit = prompt.submit(generate, ui_inputs, outputs, api_name="ui_generate_submit", **ui_event)
+        api_event = api_trigger.click(generate, api_inputs, outputs, api_name="generate", **run_settings)
+        stop_btn.click(None, cancels=[click, submit, api_event])
+        preset.change(
+            fill_from_preset,
+            preset,
+            [preset_info, duration, temperature, top_k, top_p, guidance],
+            api_visibility="private",
+        )
+        gr.api(presets, api_name="presets")
+        demo.load(model_status, outputs=status, api_visibility="private")
+    return demo
+
+
+def main() -> None:
+    """Start the app: the page is up at once, the model loads in the background."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    studio = Studio()
+    for problem in studio.presets.problems:
+        log.warning("Skipped preset: %s", problem)
+
+    def preload() -> None:
+        try:
+            studio.engine.load()
+        except MoodtapeError as e:
+            log.error("%s", e)  # requests will show the same message until the model can be loaded
+
+    threading.Thread(target=preload, name="moodtape-preload", daemon=True).start()
+    demo = build_app(studio)
+    demo.queue(max_size=int(os.environ.get("MOODTAPE_QUEUE_SIZE", "32")))
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        allowed_paths=[str(studio.output_dir)],
+        theme=gr.themes.Soft(),
+        footer_links=["api"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Shared fixtures: tiny real checkpoints on disk and a live Moodtape server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import build_text_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_START_TIMEOUT_S = 120
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach the network
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MusicGen checkpoint saved with save_pretrained."""
+    return build_text_model(tmp_path_factory.mktemp("tiny-musicgen"))
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_dir: Path):
+    from generation.engine import MusicGenEngine
+
+    engine = MusicGenEngine(str(tiny_model_dir))
+    engine.load()
+    return engine
+
+
+@pytest.fixture
+def studio(engine, tmp_path: Path):
+    from generation.studio import Studio
+
+    return Studio(engine, output_dir=tmp_path / "outputs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``python app.py`` in a subprocess, configured only through environment variables."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.output_dir = Path(env["MOODTAPE_OUTPUT_DIR"])
+        self.log_path = log_path
+        full_env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            **env,
+        }
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self._wait_until_up()
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited early:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "config", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"app.py did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log_path.read_text()}")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real app on a free localhost port, serving the tiny checkpoint."""
+    folder = tmp_path_factory.mktemp("live")
+    server = LiveServer(
+        {"MUSICGEN_MODEL": str(tiny_model_dir), "MOODTAPE_OUTPUT_DIR": str(folder / "outputs")},
+        folder / "server.log",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def client(live_server: LiveServer):
+    from gradio_client import Client
+
+    return Client(live_server.url, verbose=False)
