@@ -27,6 +27,10 @@ EXAMPLES = [
     ["late night drive through neon city", "synthwave"],
     ["coffee shop on a sunday morning", "jazz-trio"],
 ]
+MELODY_HELP = (
+    "With a melody, MusicGen-Melody follows its tune (the first 30 s are used). A hum alone is enough; "
+    "**style transfer**: upload a song and pick a style (or type one) to hear its melody re-rendered in that style."
+)
 INTRO = """# 🎛️ Moodtape
 Describe a mood, pick a style, press **Generate**: a track to play now and a lossless WAV to download.
 Runs [MusicGen](https://huggingface.co/facebook/musicgen-small) (weights CC-BY-NC-4.0); every result is AI-generated.
@@ -59,7 +63,7 @@ class TrackRunner:
                 except FutureTimeout:
                     if steps["total"]:
                         progress((steps["done"], steps["total"]), desc="Generating", unit="steps")
-                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    yield (gr.skip(),) * len(OUTPUT_NAMES)
         except GenerationCancelled as e:
             raise gr.Error("Cancelled: the track was not finished.") from e
         except MoodtapeError as e:
@@ -81,9 +85,13 @@ def _log_if_cancelled(future, steps: dict[str, int]) -> None:
         log.info("Generation cancelled by the client after %d of %d steps", steps["done"], steps["total"])
 
 
-def outputs_for(track: Track) -> tuple[str, list[str], dict[str, Any], str]:
-    """Player file, download files, recipe and summary line for one finished track."""
-    return str(track.wav_path), [str(p) for p in track.files], track.recipe.to_dict(), track.summary()
+OUTPUT_NAMES = ("audio", "downloads", "recipe", "summary", "melody_picture")
+
+
+def outputs_for(track: Track) -> tuple[Any, ...]:
+    """Player file, download files, recipe, summary and the melody's chroma picture for one finished track."""
+    picture = track.melody_picture if track.melody_picture is not None else None
+    return str(track.wav_path), [str(p) for p in track.files], track.recipe.to_dict(), track.summary(), picture
 
 
 def build_app(studio: Studio | None = None) -> gr.Blocks:
@@ -141,7 +149,10 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
     def model_status() -> str:
         engine = studio.engine
         state = "ready" if engine.loaded else "loading in the background (the first track waits for it)"
-        return f"Model `{engine.model_id}` is {state}. Moodtape {__version__}."
+        return (
+            f"Text model `{engine.model_id}` is {state}; the melody model `{studio.melody_engine.model_id}` "
+            f"loads with the first hum. Moodtape {__version__}."
+        )
 
     with gr.Blocks(title="Moodtape: text to music") as demo:
         gr.Markdown(INTRO)
@@ -193,6 +204,12 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                     elem_id="downloads",
                 )
                 summary = gr.Markdown(elem_id="summary")
+                melody_picture = gr.Image(
+                    label="What the model hears: the melody's pitch classes over time",
+                    type="numpy",
+                    interactive=False,
+                    elem_id="melody-picture",
+                )
                 with gr.Accordion("Recipe", open=False):
                     recipe = gr.JSON(label="Recipe", elem_id="recipe")
                 status = gr.Markdown(elem_id="model-status")
@@ -212,7 +229,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
             api_trigger = gr.Button("generate (API)")
 
         ui_inputs = [prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance]
-        outputs = [player, downloads, recipe, summary]
+        outputs = [player, downloads, recipe, summary, melody_picture]
         run_settings = {"concurrency_id": "musicgen", "concurrency_limit": 1}
         ui_event = {"api_visibility": "private", **run_settings}
         click = generate_btn.click(generate, ui_inputs, outputs, api_name="ui_generate_click", **ui_event)
@@ -247,6 +264,7 @@ def main() -> None:
     demo = build_app(studio)
     demo.queue(max_size=int(os.environ.get("MOODTAPE_QUEUE_SIZE", "32")))
     demo.launch(
+        max_file_size=os.environ.get("MOODTAPE_MAX_FILE_SIZE", "50mb"),
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         allowed_paths=[str(studio.output_dir)],

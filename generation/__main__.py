@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .engine import MusicGenEngine
+from .engine import MELODY, MusicGenEngine
 from .errors import MoodtapeError
 from .recipe import Recipe
 from .studio import Studio, TrackRequest
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("prompt", nargs="?", default="", help="the mood or style in words")
     parser.add_argument("-o", "--output", type=Path, default=Path("moodtape.wav"), help="WAV file to write")
     parser.add_argument("--preset", help="style preset id (see --list-presets)")
+    parser.add_argument("--melody", help="a hum or song to follow (any common audio format); uses MusicGen-Melody")
     parser.add_argument("--duration", type=float, help="seconds of audio (default 10, or the preset's)")
     parser.add_argument("--seed", type=int, help="random seed; omit or -1 for a random one")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
@@ -28,45 +29,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-p", type=float, help="top-p sampling, 0 = off (default 0)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 3.0)")
     parser.add_argument("--model", help="hub id or local folder (default: $MUSICGEN_MODEL or facebook/musicgen-small)")
+    parser.add_argument(
+        "--melody-model",
+        help="hub id or local folder (default: $MUSICGEN_MELODY_MODEL or facebook/musicgen-melody)",
+    )
     parser.add_argument("--recipe", type=Path, help="reproduce the track described by a recipe JSON file")
     parser.add_argument("--list-presets", action="store_true", help="print the preset ids and exit")
     return parser
 
 
-def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | None]:
-    """Turn parsed arguments into a request and a model id; a recipe supplies both when given."""
-    if args.recipe is not None:
-        recipe = Recipe.load(args.recipe)
-        s = recipe.settings
+def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | None, str | None]:
+    """Turn parsed arguments into a request and the text and melody model ids; a recipe supplies them when given."""
+    if args.recipe is None:
         request = TrackRequest(
-            prompt=s.prompt,
-            duration=s.duration,
-            seed=s.seed,
-            temperature=s.temperature,
-            top_k=s.top_k,
-            top_p=s.top_p,
-            guidance_scale=s.guidance_scale,
+            prompt=args.prompt,
+            preset=args.preset,
+            melody=args.melody,
+            duration=args.duration,
+            seed=args.seed,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            guidance_scale=args.guidance,
         )
-        return request, args.model or recipe.model_id
+        return request, args.model, args.melody_model
+    recipe = Recipe.load(args.recipe)
+    if recipe.melody and not args.melody:
+        raise MoodtapeError(
+            f"This recipe followed the melody '{recipe.melody['file']}': pass that file with --melody to reproduce it."
+        )
+    s = recipe.settings
     request = TrackRequest(
-        prompt=args.prompt,
-        preset=args.preset,
-        duration=args.duration,
-        seed=args.seed,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        guidance_scale=args.guidance,
+        prompt=s.prompt,
+        melody=args.melody,
+        duration=s.duration,
+        seed=s.seed,
+        temperature=s.temperature,
+        top_k=s.top_k,
+        top_p=s.top_p,
+        guidance_scale=s.guidance_scale,
     )
-    return request, args.model
+    if recipe.melody:
+        return request, args.model, args.melody_model or recipe.model_id
+    return request, args.model or recipe.model_id, args.melody_model
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        request, model_id = request_from_args(args)
-        studio = Studio(MusicGenEngine(model_id))
+        request, text_model, melody_model = request_from_args(args)
+        studio = Studio(MusicGenEngine(text_model), melody_engine=MusicGenEngine(melody_model, family=MELODY))
         if args.list_presets:
             for preset in studio.presets.all():
                 print(f"{preset.id:24} {preset.description}")

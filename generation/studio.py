@@ -10,14 +10,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
+from . import melody as melody_module
 from . import presets as presets_module
+from .audio_input import LoadedAudio, load_audio
 from .audio_io import fit_to_ceiling, slugify, write_text, write_wav
-from .engine import GeneratedAudio, MusicGenEngine, ProgressCallback
+from .engine import MELODY, GeneratedAudio, Melody, MusicGenEngine, ProgressCallback
 from .errors import InvalidInputError
 from .recipe import Recipe
 from .settings import GenerationSettings, normalise_seed
 
 OUTPUT_DIR_ENV = "MOODTAPE_OUTPUT_DIR"
+MAX_MODELS_ENV = "MOODTAPE_MAX_LOADED_MODELS"  # 1 keeps only the model in use in memory; default 2 keeps both
+MELODY_MAX_SECONDS = 30.0  # MusicGen-Melody reads the first 30 s of chroma; longer input is cut
+MELODY_MIN_SECONDS = 1.0  # shorter hums carry too few notes to follow
 
 
 def default_output_dir() -> Path:
@@ -49,18 +56,24 @@ class Track:
     recipe_path: Path
     recipe: Recipe
     generated: GeneratedAudio = field(repr=False)
+    melody_picture: np.ndarray | None = field(default=None, repr=False)  # RGB chroma of the melody followed
+    melody_description: str | None = None  # its main notes and likely key, in words
 
     @property
     def files(self) -> list[Path]:
         return [self.wav_path, self.recipe_path]
 
     def summary(self) -> str:
-        """One line for a person: seed, length, time taken."""
+        """A few lines for a person: seed, length, time taken, melody heard, notes."""
         r = self.recipe
-        return (
+        lines = [
             f"Seed {r.settings.seed} · {r.audio_seconds:.1f} s of audio at {r.sample_rate} Hz · "
             f"made in {r.seconds_taken:.1f} s on {r.device}"
-        )
+        ]
+        if self.melody_description:
+            lines.append(f"Melody heard in {r.melody['file']}: {self.melody_description}")
+        lines.extend(r.notes)
+        return "\n\n".join(lines)
 
 
 class Studio:
@@ -71,10 +84,21 @@ class Studio:
         engine: MusicGenEngine | None = None,
         library: presets_module.PresetLibrary | None = None,
         output_dir: str | Path | None = None,
+        melody_engine: MusicGenEngine | None = None,
+        max_loaded_models: int | None = None,
     ):
         self.engine = engine or MusicGenEngine()
+        self.melody_engine = melody_engine or MusicGenEngine(family=MELODY)
         self.presets = library if library is not None else presets_module.load_presets()
         self.output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+        self.max_loaded_models = max_loaded_models or int(os.environ.get(MAX_MODELS_ENV, "2"))
+
+    def engine_for(self, with_melody: bool) -> MusicGenEngine:
+        """The engine a request needs; with a one-model limit, the other one is unloaded first."""
+        wanted, other = (self.melody_engine, self.engine) if with_melody else (self.engine, self.melody_engine)
+        if self.max_loaded_models < 2 and other.loaded and other is not wanted:
+            other.unload()
+        return wanted
 
     def settings_for(self, request: TrackRequest) -> GenerationSettings:
         """Validate a request and merge it with its preset into concrete settings."""
@@ -105,19 +129,31 @@ class Studio:
         # 1. Validate and resolve the preset
         preset = self.presets.find(request.preset)
         settings = self.settings_for(request).with_seed()
-        if not settings.prompt:
+        if not settings.prompt and not request.melody:
             raise InvalidInputError(
-                "The prompt is empty: describe the music (e.g. 'rainy night, mellow piano, slow') or pick a preset."
+                "The prompt is empty: describe the music (e.g. 'rainy night, mellow piano, slow'), "
+                "pick a preset, or give a melody to follow."
             )
 
-        # 2. Generate
-        generated = self.engine.generate(settings, on_progress=on_progress, cancel=cancel)
+        # 2. Prepare the melody
+        hum = self.prepare_melody(request.melody) if request.melody else None
+        notes = list(hum.notes) if hum else []
+        if hum and preset is not None and preset.family == "text":
+            notes.append(
+                f"The preset '{preset.name}' was written for text-only generation; it may follow a hum loosely."
+            )
 
-        # 3. Post-process: keep the level under the ceiling
+        # 3. Generate
+        engine = self.engine_for(with_melody=hum is not None)
+        melody = Melody(np.asarray(hum.samples), hum.sample_rate) if hum else None
+        generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel)
+
+        # 4. Post-process: keep the level under the ceiling
         audio, gain_db = fit_to_ceiling(generated.audio)
-        notes = (f"Lowered the level by {-gain_db:.1f} dB so the WAV does not clip.",) if gain_db else ()
+        if gain_db:
+            notes.append(f"Lowered the level by {-gain_db:.1f} dB so the WAV does not clip.")
 
-        # 4. Describe it
+        # 5. Describe it
         recipe = Recipe(
             settings=generated.settings,
             model_id=generated.model_id,
@@ -131,10 +167,11 @@ class Studio:
             seconds_taken=round(generated.seconds_taken, 2),
             device=generated.device,
             dtype=generated.dtype,
-            notes=notes,
+            melody=_melody_record(hum),
+            notes=tuple(notes),
         )
 
-        # 5. Write files
+        # 6. Write files
         if destination is None:
             wav_target = self.output_dir / _job_folder_name() / f"{track_stem(recipe)}.wav"
         else:
@@ -142,7 +179,20 @@ class Studio:
         wav_path = write_wav(wav_target, audio, generated.sample_rate, tags=wav_tags(recipe))
         recipe_path = write_text(wav_target.with_suffix(".recipe.json"), recipe.to_json())
         generated = replace(generated, audio=audio)
-        return Track(wav_path=wav_path, recipe_path=recipe_path, recipe=recipe, generated=generated)
+        track = Track(wav_path=wav_path, recipe_path=recipe_path, recipe=recipe, generated=generated)
+        if hum is not None:
+            track = replace(
+                track,
+                melody_picture=melody_module.chroma_picture(np.asarray(hum.samples), hum.sample_rate),
+                melody_description=melody_module.describe_pitch(np.asarray(hum.samples), hum.sample_rate),
+            )
+        return track
+
+    def prepare_melody(self, path: str | Path) -> LoadedAudio:
+        """Decode, clean and check a hum or song file (any common format) for MusicGen-Melody."""
+        return load_audio(
+            path, melody_module.SAMPLING_RATE, max_seconds=MELODY_MAX_SECONDS, min_seconds=MELODY_MIN_SECONDS
+        )
 
 
 def track_stem(recipe: Recipe) -> str:
@@ -150,19 +200,38 @@ def track_stem(recipe: Recipe) -> str:
     parts = ["moodtape"]
     if recipe.preset:
         parts.append(recipe.preset)
-    parts.append(slugify(recipe.mood or recipe.settings.prompt, max_chars=32))
+    parts.append(slugify(track_title(recipe), max_chars=32))
     parts.append(f"seed{recipe.settings.seed}")
     return "_".join(parts)
+
+
+def track_title(recipe: Recipe) -> str:
+    """The words that name a track: the mood typed, else the prompt, else the melody's file name."""
+    if recipe.mood or recipe.settings.prompt:
+        return recipe.mood or recipe.settings.prompt
+    return f"hum {Path(recipe.melody['file']).stem}" if recipe.melody else "untitled"
 
 
 def wav_tags(recipe: Recipe) -> dict[str, str]:
     """RIFF INFO tags: a title, the AI notice and the full recipe as the comment."""
     return {
-        "title": (recipe.mood or recipe.settings.prompt)[:200],
+        "title": track_title(recipe)[:200],
         "software": f"Moodtape {recipe.app_version}",
         "artist": f"AI-generated with {recipe.model_id}",
         "comment": recipe.to_json(),
         "date": recipe.created_at[:10],
+    }
+
+
+def _melody_record(hum: LoadedAudio | None) -> dict | None:
+    if hum is None:
+        return None
+    return {
+        "file": hum.source_name,
+        "source_seconds": round(hum.source_seconds, 3),
+        "seconds_used": round(hum.used_seconds, 3),
+        "truncated": hum.truncated,
+        "sha256": hum.digest,
     }
 
 

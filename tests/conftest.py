@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_melody_model import build_melody_model
 from tests.tiny_models import build_text_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_melody_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MusicGen-Melody checkpoint, with its chroma settings."""
+    return build_melody_model(tmp_path_factory.mktemp("tiny-musicgen-melody"))
+
+
+@pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path):
     from generation.engine import MusicGenEngine
 
@@ -36,11 +43,20 @@ def engine(tiny_model_dir: Path):
     return engine
 
 
+@pytest.fixture(scope="session")
+def melody_engine(tiny_melody_model_dir: Path):
+    from generation.engine import MusicGenEngine
+
+    engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody")
+    engine.load()
+    return engine
+
+
 @pytest.fixture
-def studio(engine, tmp_path: Path):
+def studio(engine, melody_engine, tmp_path: Path):
     from generation.studio import Studio
 
-    return Studio(engine, output_dir=tmp_path / "outputs")
+    return Studio(engine, output_dir=tmp_path / "outputs", melody_engine=melody_engine)
 
 
 def free_port() -> int:
@@ -96,11 +112,17 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real app on a free localhost port, serving the tiny checkpoint."""
+def live_server(
+    tiny_model_dir: Path, tiny_melody_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The real app on a free localhost port, serving the tiny checkpoints."""
     folder = tmp_path_factory.mktemp("live")
     server = LiveServer(
-        {"MUSICGEN_MODEL": str(tiny_model_dir), "MOODTAPE_OUTPUT_DIR": str(folder / "outputs")},
+        {
+            "MUSICGEN_MODEL": str(tiny_model_dir),
+            "MUSICGEN_MELODY_MODEL": str(tiny_melody_model_dir),
+            "MOODTAPE_OUTPUT_DIR": str(folder / "outputs"),
+        },
         folder / "server.log",
     )
     yield server

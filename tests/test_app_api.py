@@ -23,7 +23,10 @@ def test_generate_endpoint_parameters_are_named_and_all_but_prompt_optional(clie
 
 
 def test_a_prompt_alone_gives_audio_a_downloadable_wav_and_a_recipe(client):
-    audio, downloads, recipe, summary = client.predict(prompt="rainy night, mellow piano, slow", api_name="/generate")
+    audio, downloads, recipe, summary, picture = client.predict(
+        prompt="rainy night, mellow piano, slow", api_name="/generate"
+    )
+    assert picture is None, "no melody, no chroma picture"
     info = sf.info(audio)
     assert (info.samplerate, info.subtype) == (32_000, "PCM_24")
     assert info.duration == pytest.approx(10.0), "the default duration is 10 s"
@@ -43,7 +46,7 @@ def test_the_same_seed_through_the_api_gives_the_same_audio(client):
 
 
 def test_advanced_settings_reach_the_model(client):
-    _, _, recipe, _ = client.predict(
+    _, _, recipe, *_ = client.predict(
         prompt="x", duration=1, seed=1, temperature=0.7, top_k=50, top_p=0.9, guidance=2.0, api_name="/generate"
     )
     assert recipe["settings"] | {"prompt": "x"} == {
@@ -58,7 +61,7 @@ def test_advanced_settings_reach_the_model(client):
 
 
 def test_a_preset_by_id_resolves_the_prompt_and_its_settings(client):
-    _, _, recipe, _ = client.predict(
+    _, _, recipe, *_ = client.predict(
         prompt="sunday morning", preset="jazz-trio", seed=2, duration=1, api_name="/generate"
     )
     assert recipe["preset"] == "jazz-trio"

@@ -57,3 +57,33 @@ def test_cli_lists_presets(tiny_model_dir):
     result = run_cli("--list-presets", model_dir=tiny_model_dir)
     assert result.returncode == 0
     assert "lofi-hip-hop" in result.stdout and "jazz-trio" in result.stdout
+
+
+def test_cli_follows_a_hum_and_reproduces_it_from_the_recipe(tiny_model_dir, tiny_melody_model_dir, tmp_path):
+    from tests.audio_factory import hum, write_audio
+
+    hum_file = write_audio(tmp_path / "hum", hum(("C4", "E4", "G4"), rate=22_050), 22_050, "ogg")
+    first = tmp_path / "first.wav"
+    result = run_cli(
+        "",
+        "--melody",
+        str(hum_file),
+        "--melody-model",
+        str(tiny_melody_model_dir),
+        "-o",
+        str(first),
+        "--duration",
+        "1",
+        model_dir=tiny_model_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    recipe_path = first.with_suffix(".recipe.json")
+    assert json.loads(recipe_path.read_text())["melody"]["file"] == "hum.ogg"
+
+    without = run_cli("-o", str(tmp_path / "x.wav"), "--recipe", str(recipe_path))
+    assert without.returncode == 2 and "--melody" in without.stderr
+
+    second = tmp_path / "second.wav"
+    again = run_cli("-o", str(second), "--recipe", str(recipe_path), "--melody", str(hum_file))
+    assert again.returncode == 0, again.stderr
+    np.testing.assert_array_equal(sf.read(first)[0], sf.read(second)[0])

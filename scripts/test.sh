@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh machine, lint, and run the whole suite offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: ffmpeg decodes browser recordings (WebM/Opus, M4A) and MP3.
+need_apt=()
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Python packages: the CPU build of torch first, so nothing pulls the multi-gigabyte CUDA build.
+python -m pip install -q --disable-pip-version-check torch==2.13.0 -r requirements-dev.txt
+
+python -m ruff check .
+HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False python -m pytest -q "$@"
