@@ -6,96 +6,45 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import gradio as gr
 
 from generation import __version__
-from generation.errors import GenerationCancelled, MoodtapeError
-from generation.settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION
-from generation.studio import Studio, Track, TrackRequest
+from generation.errors import MoodtapeError
+from generation.settings import MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION
+from generation.studio import Studio, TrackRequest
+from runner import TrackRunner
 
 log = logging.getLogger("moodtape.app")
 
 DEFAULTS = TrackRequest(duration=10.0, seed=-1, temperature=1.0, top_k=250, top_p=0.0, guidance_scale=3.0)
-PROGRESS_TICK_S = 0.5  # how often the handler reports progress and lets Gradio cancel it
 EXAMPLES = [
     ["rainy night, mellow piano, slow", "none"],
     ["sunrise over the sea, hopeful", "cinematic-orchestral"],
     ["late night drive through neon city", "synthwave"],
     ["coffee shop on a sunday morning", "jazz-trio"],
 ]
-MELODY_HELP = (
-    "With a melody, MusicGen-Melody follows its tune (the first 30 s are used). A hum alone is enough; "
-    "**style transfer**: upload a song and pick a style (or type one) to hear its melody re-rendered in that style."
-)
 INTRO = """# 🎛️ Moodtape
 Describe a mood, pick a style, press **Generate**: a track to play now and a lossless WAV to download.
 Runs [MusicGen](https://huggingface.co/facebook/musicgen-small) (weights CC-BY-NC-4.0); every result is AI-generated.
 """
+MELODY_HELP = (
+    "With a melody, MusicGen-Melody follows its tune (the first 30 s are used); a hum alone is enough. "
+    "**Style transfer**: upload a song and pick a style (or type one) to hear its melody in that style."
+)
+API_PARAMETERS = ("prompt", "preset", "melody", "duration", "seed", "temperature", "top_k", "top_p", "guidance")
 
 
-class TrackRunner:
-    """Runs studio requests on worker threads so Gradio can report progress and cancel them."""
-
-    def __init__(self, studio: Studio, workers: int = 4):
-        self.studio = studio
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodtape-gen")
-
-    def run(self, request: TrackRequest, progress: gr.Progress) -> Iterator[Any]:
-        """Yield ``gr.skip()`` while the track is made, then the outputs; errors become ``gr.Error``."""
-        cancel = threading.Event()
-        steps = {"done": 0, "total": 0}
-
-        def on_progress(done: int, total: int) -> None:
-            steps["done"], steps["total"] = done, total
-
-        future = self._pool.submit(self.studio.make_track, request, on_progress=on_progress, cancel=cancel)
-        future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
-        try:
-            progress(0, desc="Waiting for the model…")
-            while True:
-                try:
-                    track = future.result(timeout=PROGRESS_TICK_S)
-                    break
-                except FutureTimeout:
-                    if steps["total"]:
-                        progress((steps["done"], steps["total"]), desc="Generating", unit="steps")
-                    yield (gr.skip(),) * len(OUTPUT_NAMES)
-        except GenerationCancelled as e:
-            raise gr.Error("Cancelled: the track was not finished.") from e
-        except MoodtapeError as e:
-            raise gr.Error(str(e), title="Can't make this track") from e
-        except Exception as e:
-            log.exception("Generation failed")
-            raise gr.Error(
-                f"Something went wrong inside the generator ({type(e).__name__}). The server is still running: "
-                "try again, or try a shorter duration.",
-                title="Generation failed",
-            ) from e
-        finally:
-            cancel.set()  # when Gradio cancels this handler, stop the generation thread too
-        yield outputs_for(track)
-
-
-def _log_if_cancelled(future, steps: dict[str, int]) -> None:
-    if not future.cancelled() and isinstance(future.exception(), GenerationCancelled):
-        log.info("Generation cancelled by the client after %d of %d steps", steps["done"], steps["total"])
-
-
-OUTPUT_NAMES = ("audio", "downloads", "recipe", "summary", "melody_picture")
-
-
-def outputs_for(track: Track) -> tuple[Any, ...]:
-    """Player file, download files, recipe, summary and the melody's chroma picture for one finished track."""
-    picture = track.melody_picture if track.melody_picture is not None else None
-    return str(track.wav_path), [str(p) for p in track.files], track.recipe.to_dict(), track.summary(), picture
+def request_from(*values: Any) -> TrackRequest:
+    """The one place widget and API values become a request (in ``API_PARAMETERS`` order)."""
+    named = dict(zip(API_PARAMETERS, values, strict=True))
+    named["guidance_scale"] = named.pop("guidance")
+    return TrackRequest(**named)
 
 
 def build_app(studio: Studio | None = None) -> gr.Blocks:
-    """Build the Blocks: the page for people and the ``/generate`` and ``/presets`` API endpoints."""
+    """Build the Blocks: the page for people and the ``/generate``, ``/generate_stream`` and ``/presets`` API."""
     studio = studio or Studio()
     runner = TrackRunner(studio)
     library = studio.presets
@@ -112,18 +61,28 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         guidance: float | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
     ) -> Iterator[Any]:
-        request = TrackRequest(
-            prompt=prompt,
-            preset=preset,
-            melody=melody,
-            duration=duration,
-            seed=seed,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            guidance_scale=guidance,
-        )
+        """Make a track: returns the audio, the downloads (WAV, recipe), the recipe, a summary, the melody picture."""
+        request = request_from(prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
         yield from runner.run(request, progress)
+
+    def generate_stream(
+        prompt: str | None,
+        preset: str | None = None,
+        melody: str | None = None,
+        duration: float | None = None,
+        seed: float | str | None = None,
+        temperature: float | None = None,
+        top_k: float | None = None,
+        top_p: float | None = None,
+        guidance: float | None = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[Any]:
+        """Like /generate, but first yields the audio in pieces (small WAV files) while it is made."""
+        request = request_from(prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
+        yield from runner.run(request, progress, stream_to="files")
+
+    def generate_in_page(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:  # noqa: B008
+        yield from runner.run(request_from(*values), progress, stream_to="player")
 
     def presets() -> list[dict]:
         """List the style presets: id, name, description, family, tags and settings."""
@@ -135,23 +94,17 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         except MoodtapeError as e:
             raise gr.Error(str(e)) from e
         if preset is None:
-            return ("", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            return ("", *(gr.skip(),) * 5)
         merged = {**DEFAULTS.__dict__, **preset.settings_dict()}
-        return (
-            f"*{preset.description}*",
-            merged["duration"],
-            merged["temperature"],
-            merged["top_k"],
-            merged["top_p"],
-            merged["guidance_scale"],
-        )
+        names = ("duration", "temperature", "top_k", "top_p", "guidance_scale")
+        return (f"*{preset.description}*", *(merged[name] for name in names))
 
     def model_status() -> str:
         engine = studio.engine
         state = "ready" if engine.loaded else "loading in the background (the first track waits for it)"
         return (
-            f"Text model `{engine.model_id}` is {state}; the melody model `{studio.melody_engine.model_id}` "
-            f"loads with the first hum. Moodtape {__version__}."
+            f"Text model `{engine.model_id}` ({engine.mode} mode) is {state}; the melody model "
+            f"`{studio.melody_engine.model_id}` loads with the first hum. Moodtape {__version__}."
         )
 
     with gr.Blocks(title="Moodtape: text to music") as demo:
@@ -170,11 +123,15 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                 )
                 preset_info = gr.Markdown()
                 melody = gr.Audio(
-                    sources=["upload", "microphone"], type="filepath", label="Hum a melody (optional)", elem_id="melody"
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label="Hum a melody, or upload a song to restyle (optional)",
+                    elem_id="melody",
                 )
+                gr.Markdown(MELODY_HELP)
                 duration = gr.Slider(
                     MIN_DURATION,
-                    MAX_DURATION,
+                    studio.max_duration,
                     value=DEFAULTS.duration,
                     step=1,
                     label="Duration (s)",
@@ -194,8 +151,19 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
             with gr.Column(scale=1):
+                stream_player = gr.Audio(
+                    label="Listen while it's made",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                    elem_id="stream-player",
+                )
                 player = gr.Audio(
-                    label="Your track", type="filepath", interactive=False, buttons=["download"], elem_id="player"
+                    label="Your track (lossless)",
+                    type="filepath",
+                    interactive=False,
+                    buttons=["download"],
+                    elem_id="player",
                 )
                 downloads = gr.File(
                     label="Downloads: lossless WAV (24-bit) and recipe",
@@ -221,21 +189,28 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                 gr.Textbox(value=None, label="prompt"),
                 gr.Textbox(value=None, label="preset"),
                 gr.Audio(value=None, type="filepath", label="melody"),
-                *[
-                    gr.Number(value=None, label=name)
-                    for name in ("duration", "seed", "temperature", "top_k", "top_p", "guidance")
-                ],
+                *[gr.Number(value=None, label=name) for name in API_PARAMETERS[3:]],
             ]
             api_trigger = gr.Button("generate (API)")
+            api_stream_trigger = gr.Button("generate_stream (API)")
+            stream_piece = gr.File(label="audio piece")
 
         ui_inputs = [prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance]
-        outputs = [player, downloads, recipe, summary, melody_picture]
-        run_settings = {"concurrency_id": "musicgen", "concurrency_limit": 1}
+        results = [player, downloads, recipe, summary, melody_picture]
+        # One model serves batches of up to max_batch concurrent requests (see generation/engine.py).
+        run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
         ui_event = {"api_visibility": "private", **run_settings}
-        click = generate_btn.click(generate, ui_inputs, outputs, api_name="ui_generate_click", **ui_event)
-        submit = prompt.submit(generate, ui_inputs, outputs, api_name="ui_generate_submit", **ui_event)
-        api_event = api_trigger.click(generate, api_inputs, outputs, api_name="generate", **run_settings)
-        stop_btn.click(None, cancels=[click, submit, api_event])
+        click = generate_btn.click(
+            generate_in_page, ui_inputs, [stream_player, *results], api_name="ui_generate_click", **ui_event
+        )
+        submit = prompt.submit(
+            generate_in_page, ui_inputs, [stream_player, *results], api_name="ui_generate_submit", **ui_event
+        )
+        api_event = api_trigger.click(generate, api_inputs, results, api_name="generate", **run_settings)
+        api_stream_event = api_stream_trigger.click(
+            generate_stream, api_inputs, [stream_piece, *results], api_name="generate_stream", **run_settings
+        )
+        stop_btn.click(None, cancels=[click, submit, api_event, api_stream_event])
         preset.change(
             fill_from_preset,
             preset,

@@ -33,6 +33,9 @@ class Recipe:
     seconds_taken: float = 0.0
     device: str = "cpu"
     dtype: str = "float32"
+    mode: str = "exact"  # "fast": int8 decoder weights (CPU fast mode), slightly different audio
+    batch_size: int = 1  # requests generated together; the audio is the same alone or batched
+    windows: int = 1  # 30 s windows the track took (long-form continuation beyond 30 s)
     app_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     environment: dict[str, str] = field(default_factory=lambda: _environment())

@@ -10,7 +10,7 @@ from typing import Any
 from .errors import InvalidInputError
 
 MIN_DURATION = 1.0  # seconds; shorter clips are mostly codec warm-up
-MAX_DURATION = 30.0  # seconds; MusicGen's training window
+MAX_DURATION = 300.0  # seconds; beyond MusicGen's 30 s window, tracks are continued window by window
 MAX_SEED = 2**31 - 1  # keeps seeds portable across numpy, torch and JSON clients
 MAX_PROMPT_CHARS = 2_000  # beyond this a prompt is refused; the text encoder reads far less
 MAX_TOP_K = 2048  # MusicGen's codebook size

@@ -16,15 +16,16 @@ from . import melody as melody_module
 from . import presets as presets_module
 from .audio_input import LoadedAudio, load_audio
 from .audio_io import fit_to_ceiling, slugify, write_text, write_wav
-from .engine import MELODY, GeneratedAudio, Melody, MusicGenEngine, ProgressCallback
+from .engine import MELODY, AudioCallback, GeneratedAudio, Melody, MusicGenEngine, ProgressCallback
 from .errors import InvalidInputError
 from .recipe import Recipe
-from .settings import GenerationSettings, normalise_seed
+from .settings import MAX_DURATION, GenerationSettings, normalise_seed
 
 OUTPUT_DIR_ENV = "MOODTAPE_OUTPUT_DIR"
 MAX_MODELS_ENV = "MOODTAPE_MAX_LOADED_MODELS"  # 1 keeps only the model in use in memory; default 2 keeps both
 MELODY_MAX_SECONDS = 30.0  # MusicGen-Melody reads the first 30 s of chroma; longer input is cut
 MELODY_MIN_SECONDS = 1.0  # shorter hums carry too few notes to follow
+MAX_DURATION_ENV = "MOODTAPE_MAX_DURATION"  # the longest track this server makes, in seconds
 
 
 def default_output_dir() -> Path:
@@ -86,12 +87,25 @@ class Studio:
         output_dir: str | Path | None = None,
         melody_engine: MusicGenEngine | None = None,
         max_loaded_models: int | None = None,
+        max_duration: float | None = None,
     ):
         self.engine = engine or MusicGenEngine()
         self.melody_engine = melody_engine or MusicGenEngine(family=MELODY)
         self.presets = library if library is not None else presets_module.load_presets()
         self.output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
-        self.max_loaded_models = max_loaded_models or int(os.environ.get(MAX_MODELS_ENV, "2"))
+        self.max_loaded_models = max_loaded_models or int(os.environ.get(MAX_MODELS_ENV, "") or 2)
+        self.max_duration = max_duration or float(os.environ.get(MAX_DURATION_ENV, "") or MAX_DURATION)
+
+    def sample_rate_for(self, with_melody: bool) -> int:
+        """The audio rate of the model that serves a request with (or without) a melody."""
+        return (self.melody_engine if with_melody else self.engine).sample_rate
+
+    def write_stream_piece(self, wav_bytes: bytes) -> str:
+        """Save one streamed piece as a small WAV file for API clients; returns its path."""
+        path = self.output_dir / "streams" / f"{_job_folder_name()}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(wav_bytes)
+        return str(path)
 
     def engine_for(self, with_melody: bool) -> MusicGenEngine:
         """The engine a request needs; with a one-model limit, the other one is unloaded first."""
@@ -120,15 +134,21 @@ class Studio:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         destination: str | Path | None = None,
+        on_audio: AudioCallback | None = None,
     ) -> Track:
         """Generate one track and write it; raises ``MoodtapeError`` subclasses for bad input.
 
         Files go to a fresh folder under ``output_dir`` with descriptive names, or to
         ``destination`` (a .wav path) with the recipe beside it as ``<name>.recipe.json``.
+        ``on_audio`` receives pieces of audio while the track is made (streaming).
         """
         # 1. Validate and resolve the preset
         preset = self.presets.find(request.preset)
         settings = self.settings_for(request).with_seed()
+        if settings.duration > self.max_duration:
+            raise InvalidInputError(
+                f"duration must be at most {self.max_duration:g} seconds on this server, got {settings.duration:g}."
+            )
         if not settings.prompt and not request.melody:
             raise InvalidInputError(
                 "The prompt is empty: describe the music (e.g. 'rainy night, mellow piano, slow'), "
@@ -146,7 +166,7 @@ class Studio:
         # 3. Generate
         engine = self.engine_for(with_melody=hum is not None)
         melody = Melody(np.asarray(hum.samples), hum.sample_rate) if hum else None
-        generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel)
+        generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel, on_audio=on_audio)
 
         # 4. Post-process: keep the level under the ceiling
         audio, gain_db = fit_to_ceiling(generated.audio)
@@ -167,6 +187,9 @@ class Studio:
             seconds_taken=round(generated.seconds_taken, 2),
             device=generated.device,
             dtype=generated.dtype,
+            mode=generated.mode,
+            batch_size=generated.batch_size,
+            windows=generated.windows,
             melody=_melody_record(hum),
             notes=tuple(notes),
         )

@@ -81,7 +81,7 @@ def test_presets_endpoint_lists_ids_names_descriptions_tags_and_settings(client)
         ({"prompt": ""}, ["prompt is empty"]),
         ({"prompt": "   "}, ["prompt is empty"]),
         ({"prompt": "x", "duration": 0}, ["duration", "at least 1"]),
-        ({"prompt": "x", "duration": 300}, ["duration", "at most 30"]),
+        ({"prompt": "x", "duration": 301}, ["duration", "at most 300"]),
         ({"prompt": "x", "temperature": -1}, ["temperature"]),
         ({"prompt": "x", "top_k": 0, "top_p": 0}, ["nothing to sample"]),
         ({"prompt": "x", "top_p": 3}, ["top_p", "at most 1"]),

@@ -196,7 +196,7 @@ def test_no_preset_uses_the_mood_text_as_the_prompt_and_the_defaults():
 
 def test_an_invalid_explicit_value_is_refused_by_the_settings_rules():
     with pytest.raises(InvalidInputError, match="duration"):
-        resolve(SHIPPED.get("lofi-hip-hop"), "calm", duration=45)
+        resolve(SHIPPED.get("lofi-hip-hop"), "calm", duration=450)
 
 
 def test_settings_dict_holds_only_the_values_the_preset_sets():
@@ -217,7 +217,7 @@ BAD_FILES = [
     ("bad-toml", "id = 'bad-toml\nname = ", ""),
     ("missing-name", [('name = "Test preset"\n', "")], "name"),
     ("wrong-type", [('name = "Test preset"', "name = 5")], "name"),
-    ("too-long", [("duration = 5", "duration = 45")], "settings.duration"),
+    ("too-long", [("duration = 5", "duration = 450")], "settings.duration"),
     ("nothing-to-sample", [("duration = 5", "top_k = 0")], "settings"),
     ("not-my-name", [('id = "not-my-name"', 'id = "other-name"')], "id"),
     ("unknown-field", [('family = "text"', 'family = "text"\ncolour = "blue"')], "colour"),

@@ -24,7 +24,7 @@ def test_prompt_whitespace_is_collapsed():
     ("field", "value", "words"),
     [
         ("duration", 0.5, ["duration", "at least 1", "0.5"]),
-        ("duration", 31, ["duration", "at most 30", "31"]),
+        ("duration", 301, ["duration", "at most 300", "301"]),
         ("duration", math.nan, ["duration", "nan"]),
         ("duration", "ten", ["duration", "number", "'ten'"]),
         ("temperature", 0, ["temperature", "above 0"]),

@@ -1,0 +1,79 @@
+"""Turn EnCodec codes into audio piece by piece: for streaming, and for tracks longer than one window.
+
+EnCodec's decoder has a recurrent layer and non-causal convolutions, so a piece
+decoded on its own sounds different at its edges. Each piece is decoded with
+``LEFT_CONTEXT_FRAMES`` of codes before it and ``RIGHT_MARGIN_FRAMES`` after it,
+and only the middle is kept: the pieces then join without audible seams, and the
+work per piece stays proportional to the piece, not to everything before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+LEFT_CONTEXT_FRAMES = 50  # 1 s of codes before a piece: lets the decoder's LSTM settle
+RIGHT_MARGIN_FRAMES = 5  # 0.1 s after a piece: covers the convolutions' look-ahead
+DECODE_PIECE_FRAMES = 500  # long sequences are decoded 10 s at a time
+
+
+def decode_range(codec: Any, codes: torch.Tensor, start: int, end: int, channels: int = 1) -> np.ndarray:
+    """Audio ``[channels, samples]`` for code frames ``start:end`` of ``codes`` ``[codebooks*channels, frames]``.
+
+    Uses up to ``LEFT_CONTEXT_FRAMES`` before ``start`` and ``RIGHT_MARGIN_FRAMES`` after ``end`` when they exist.
+    """
+    total = codes.shape[-1]
+    if not 0 <= start < end <= total:
+        raise ValueError(f"frames {start}:{end} are outside 0:{total}")
+    lo, hi = max(0, start - LEFT_CONTEXT_FRAMES), min(total, end + RIGHT_MARGIN_FRAMES)
+    hop = int(np.prod(codec.config.upsampling_ratios))
+    outputs = []
+    for channel in range(channels):
+        rows = codes[channel::channels] if channels > 1 else codes
+        with torch.inference_mode():
+            audio = codec.decode(rows[None, None, :, lo:hi], audio_scales=[None]).audio_values
+        outputs.append(audio[0, 0, (start - lo) * hop : (end - lo) * hop].float().cpu().numpy())
+    return np.stack(outputs).astype(np.float32)
+
+
+def decode_all(codec: Any, codes: torch.Tensor, channels: int = 1) -> np.ndarray:
+    """Audio for all frames of ``codes``, decoded ``DECODE_PIECE_FRAMES`` at a time (bounded memory)."""
+    total = codes.shape[-1]
+    pieces = [
+        decode_range(codec, codes, start, min(total, start + DECODE_PIECE_FRAMES), channels)
+        for start in range(0, total, DECODE_PIECE_FRAMES)
+    ]
+    return np.concatenate(pieces, axis=-1)
+
+
+class StreamingDecoder:
+    """Feeds new audio to a callback as code frames complete during generation.
+
+    ``first_frames`` sets how soon the first piece is sent (small: the listener hears
+    something early); later pieces carry ``every_frames``. The last ``RIGHT_MARGIN_FRAMES``
+    are held back until more codes arrive or ``finish`` is called.
+    """
+
+    def __init__(self, codec: Any, on_audio, *, first_frames: int = 25, every_frames: int = 75, channels: int = 1):
+        self.codec, self.on_audio, self.channels = codec, on_audio, channels
+        self.first_frames, self.every_frames = first_frames, every_frames
+        self.sent = 0  # frames already sent as audio
+
+    def update(self, codes: torch.Tensor) -> None:
+        """Offer the codes so far ``[rows, frames]``; sends a piece when enough new frames are safe to decode."""
+        safe = codes.shape[-1] - RIGHT_MARGIN_FRAMES
+        wanted = self.first_frames if self.sent == 0 else self.every_frames
+        if safe - self.sent >= wanted:
+            self._send(codes, safe)
+
+    def finish(self, codes: torch.Tensor) -> None:
+        """Send whatever is left once generation is over."""
+        if codes.shape[-1] > self.sent:
+            self._send(codes, codes.shape[-1])
+
+    def _send(self, codes: torch.Tensor, end: int) -> None:
+        audio = decode_range(self.codec, codes, self.sent, end, self.channels)
+        self.sent = end
+        self.on_audio(audio)

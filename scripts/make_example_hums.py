@@ -1,0 +1,98 @@
+"""Synthesise the three hum recordings shipped in ``examples/`` for people to try the melody input.
+
+Each hum is a sequence of notes sung on "mm": a few harmonics, a gentle vibrato, soft attack and release,
+and a little breath noise, mono at 32 kHz (MusicGen's rate). The output is deterministic, so running the
+script again rewrites the same files (OGG/Vorbis bytes may differ between libsndfile releases).
+
+    python scripts/make_example_hums.py [FOLDER]   # default: examples/ next to this script's folder
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+RATE = 32_000  # MusicGen's sample rate; the app resamples anything else anyway
+A4_HZ = 440.0  # concert pitch
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+HARMONICS = (1.0, 0.5, 0.3, 0.15, 0.08)  # relative amplitudes of partials 1..5, a soft "mm" sound
+VIBRATO_HZ = 5.5  # vibrato rate
+VIBRATO_SEMITONES = 0.15  # vibrato depth either side of the note
+ATTACK_SECONDS = 0.04  # raised-cosine fade in of each note
+RELEASE_SECONDS = 0.06  # raised-cosine fade out of each note
+BREATH_LEVEL = 0.01  # breath noise amplitude relative to the hum's peak
+PEAK = 0.5  # peak level of every file (about -6 dBFS)
+LEAD_SECONDS = 0.2  # silence before the first note, as in a real recording
+TAIL_SECONDS = 0.3  # silence after the last note
+
+
+@dataclass(frozen=True)
+class ExampleHum:
+    """One shipped file: its name (with the suffix that picks the format), notes and note length."""
+
+    name: str
+    notes: tuple[str, ...]  # note names such as "A3" or "C#4"; "-" is a rest
+    note_seconds: float
+    format: str  # soundfile format
+    subtype: str  # soundfile subtype
+
+
+EXAMPLES = (
+    ExampleHum("hum-rising-arpeggio.wav", ("A3", "C#4", "E4", "A4", "C#5", "E5"), 0.6, "WAV", "PCM_16"),
+    ExampleHum("hum-lullaby.ogg", ("E4", "G4", "E4", "C4", "D4", "E4", "D4", "-"), 0.6, "OGG", "VORBIS"),
+    ExampleHum("hum-minor-riff.flac", ("D4", "F4", "A4", "G4", "F4", "E4", "D4", "-"), 0.5, "FLAC", "PCM_16"),
+)
+
+
+def note_hz(name: str) -> float:
+    """Frequency of a note name such as "A4" or "C#5" in equal temperament."""
+    pitch, octave = name[:-1], int(name[-1])
+    semitones_from_a4 = NOTE_NAMES.index(pitch) - NOTE_NAMES.index("A") + 12 * (octave - 4)
+    return A4_HZ * 2 ** (semitones_from_a4 / 12)
+
+
+def hum(notes: tuple[str, ...], note_seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
+    """A hummed melody, float32 mono peaking at ``PEAK``, with a little silence either side."""
+    rng = np.random.default_rng(seed)
+    n = round(note_seconds * rate)
+    t = np.arange(n) / rate
+    pieces = []
+    for note in notes:
+        if note == "-":
+            pieces.append(np.zeros(n))
+            continue
+        hz = note_hz(note)
+        vibrato = 2 ** (VIBRATO_SEMITONES / 12 * np.sin(2 * np.pi * VIBRATO_HZ * t + rng.uniform(0, 2 * np.pi)))
+        phase = 2 * np.pi * np.cumsum(hz * vibrato) / rate
+        voice = sum(a * np.sin(k * phase) for k, a in enumerate(HARMONICS, start=1) if k * hz < rate / 2)
+        pieces.append(voice * _fade(n, rate))
+    melody = np.concatenate([np.zeros(round(LEAD_SECONDS * rate)), *pieces, np.zeros(round(TAIL_SECONDS * rate))])
+    melody += BREATH_LEVEL * np.max(np.abs(melody)) * rng.standard_normal(len(melody))
+    return (PEAK * melody / np.max(np.abs(melody))).astype(np.float32)
+
+
+def _fade(n: int, rate: int) -> np.ndarray:
+    """Raised-cosine attack and release over ``n`` samples."""
+    envelope = np.ones(n)
+    attack, release = min(round(ATTACK_SECONDS * rate), n // 2), min(round(RELEASE_SECONDS * rate), n // 2)
+    envelope[:attack] = 0.5 - 0.5 * np.cos(np.pi * np.arange(attack) / attack)
+    envelope[n - release :] = 0.5 + 0.5 * np.cos(np.pi * np.arange(release) / release)
+    return envelope
+
+
+def main(argv: list[str]) -> None:
+    folder = Path(argv[0]) if argv else Path(__file__).resolve().parent.parent / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, example in enumerate(EXAMPLES):
+        samples = hum(example.notes, example.note_seconds, seed=seed)
+        path = folder / example.name
+        soundfile.write(path, samples, RATE, format=example.format, subtype=example.subtype)
+        print(f"{path}: {len(samples) / RATE:.1f} s, {path.stat().st_size / 1024:.0f} KB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
