@@ -33,7 +33,28 @@ MELODY_HELP = (
     "With a melody, MusicGen-Melody follows its tune (the first 30 s are used); a hum alone is enough. "
     "**Style transfer**: upload a song and pick a style (or type one) to hear its melody in that style."
 )
-API_PARAMETERS = ("prompt", "preset", "melody", "duration", "seed", "temperature", "top_k", "top_p", "guidance")
+API_PARAMETERS = (
+    "prompt",
+    "preset",
+    "melody",
+    "duration",
+    "seed",
+    "temperature",
+    "top_k",
+    "top_p",
+    "guidance",
+    "stems",
+    "formats",
+    "sample_rate",
+    "loudness",
+)
+LOUDNESS_CHOICES = [
+    ("-14 LUFS (streaming)", -14.0),
+    ("-16 LUFS (podcasts, Apple)", -16.0),
+    ("-23 LUFS (broadcast)", -23.0),
+    ("Off (as generated)", 0.0),
+]
+RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz", 48_000)]
 
 
 def request_from(*values: Any) -> TrackRequest:
@@ -59,11 +80,15 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         top_k: float | None = None,
         top_p: float | None = None,
         guidance: float | None = None,
+        stems: bool | None = None,
+        formats: str | None = None,
+        sample_rate: float | None = None,
+        loudness: float | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
     ) -> Iterator[Any]:
-        """Make a track: returns the audio, the downloads (WAV, recipe), the recipe, a summary, the melody picture."""
-        request = request_from(prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
-        yield from runner.run(request, progress)
+        """Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture."""
+        values = (prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
+        yield from runner.run(request_from(*values, stems, formats, sample_rate, loudness), progress)
 
     def generate_stream(
         prompt: str | None,
@@ -75,10 +100,15 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         top_k: float | None = None,
         top_p: float | None = None,
         guidance: float | None = None,
+        stems: bool | None = None,
+        formats: str | None = None,
+        sample_rate: float | None = None,
+        loudness: float | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
     ) -> Iterator[Any]:
         """Like /generate, but first yields the audio in pieces (small WAV files) while it is made."""
-        request = request_from(prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
+        values = (prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
+        request = request_from(*values, stems, formats, sample_rate, loudness)
         yield from runner.run(request, progress, stream_to="files")
 
     def generate_in_page(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:  # noqa: B008
@@ -147,6 +177,20 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                     guidance = gr.Slider(
                         1.0, MAX_GUIDANCE, value=DEFAULTS.guidance_scale, step=0.5, label="Classifier-free guidance"
                     )
+                with gr.Accordion("Export: stems, formats, loudness", open=False):
+                    stems = gr.Checkbox(
+                        value=False,
+                        label="Split into stems: drums, bass, other, vocals (takes longer)",
+                        elem_id="stems",
+                    )
+                    formats = gr.CheckboxGroup(
+                        ["wav", "flac", "mp3"],
+                        value=["wav"],
+                        label="Formats (24-bit WAV is always included)",
+                        elem_id="formats",
+                    )
+                    sample_rate = gr.Dropdown(RATE_CHOICES, value=0, label="Sample rate", elem_id="sample-rate")
+                    loudness = gr.Dropdown(LOUDNESS_CHOICES, value=-14.0, label="Loudness", elem_id="loudness")
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -178,6 +222,8 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                     interactive=False,
                     elem_id="melody-picture",
                 )
+                picture = gr.Image(label="Waveform and spectrogram", type="numpy", interactive=False, elem_id="picture")
+                stems_picture = gr.Image(label="Stems", type="numpy", interactive=False, elem_id="stems-picture")
                 with gr.Accordion("Recipe", open=False):
                     recipe = gr.JSON(label="Recipe", elem_id="recipe")
                 status = gr.Markdown(elem_id="model-status")
@@ -189,14 +235,32 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                 gr.Textbox(value=None, label="prompt"),
                 gr.Textbox(value=None, label="preset"),
                 gr.Audio(value=None, type="filepath", label="melody"),
-                *[gr.Number(value=None, label=name) for name in API_PARAMETERS[3:]],
+                *[gr.Number(value=None, label=name) for name in API_PARAMETERS[3:9]],
+                gr.Checkbox(value=None, label="stems"),
+                gr.Textbox(value=None, label="formats"),
+                gr.Number(value=None, label="sample_rate"),
+                gr.Number(value=None, label="loudness"),
             ]
             api_trigger = gr.Button("generate (API)")
             api_stream_trigger = gr.Button("generate_stream (API)")
             stream_piece = gr.File(label="audio piece")
 
-        ui_inputs = [prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance]
-        results = [player, downloads, recipe, summary, melody_picture]
+        ui_inputs = [
+            prompt,
+            preset,
+            melody,
+            duration,
+            seed,
+            temperature,
+            top_k,
+            top_p,
+            guidance,
+            stems,
+            formats,
+            sample_rate,
+            loudness,
+        ]
+        results = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
         # One model serves batches of up to max_batch concurrent requests (see generation/engine.py).
         run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
         ui_event = {"api_visibility": "private", **run_settings}
@@ -236,6 +300,7 @@ def main() -> None:
             log.error("%s", e)  # requests will show the same message until the model can be loaded
 
     threading.Thread(target=preload, name="moodtape-preload", daemon=True).start()
+    studio.store.start()  # removes old results in the background, never ones younger than the keep time
     demo = build_app(studio)
     demo.queue(max_size=int(os.environ.get("MOODTAPE_QUEUE_SIZE", "32")))
     demo.launch(

@@ -19,7 +19,8 @@ from generation.studio import Studio, Track, TrackRequest
 log = logging.getLogger("moodtape.runner")
 
 TICK_S = 0.5  # how often a handler reports progress and gives Gradio a chance to cancel it
-RESULT_NAMES = ("audio", "downloads", "recipe", "summary", "melody_picture")  # what every endpoint ends with
+# what every endpoint ends with
+RESULT_NAMES = ("audio", "downloads", "recipe", "summary", "melody_picture", "picture", "stems_picture")
 
 
 class TrackRunner:
@@ -90,13 +91,15 @@ class TrackRunner:
 
 
 def results_for(track: Track) -> tuple[Any, ...]:
-    """Player file, download files, recipe, summary and the melody's chroma picture for one finished track."""
+    """The values of ``RESULT_NAMES`` for one finished track."""
     return (
         str(track.wav_path),
         [str(p) for p in track.files],
         track.recipe.to_dict(),
         track.summary(),
-        (track.melody_picture),
+        track.melody_picture,
+        track.picture,
+        track.stems_picture,
     )
 
 

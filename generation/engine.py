@@ -199,6 +199,16 @@ class MusicGenEngine:
         self.load()
         return getattr(self._model.config, "_commit_hash", None)
 
+    @classmethod
+    def from_model(cls, model: Any, processor: Any, model_id: str, **options: Any) -> MusicGenEngine:
+        """An engine around a model already in memory (benchmarks build random full-size models this way)."""
+        engine = cls(model_id, **options)
+        model = model.to(engine.device).eval()
+        if engine.mode == "fast":
+            model.decoder = quantize_decoder(model.decoder)
+        engine._model, engine._processor = model, processor
+        return engine
+
     def load(self) -> None:
         """Load weights and processor once; safe to call from many threads."""
         if self._model is not None:
@@ -229,7 +239,7 @@ class MusicGenEngine:
             else:
                 from transformers import MusicgenMelodyForConditionalGeneration
 
-                processor = _MelodyProcessor.from_pretrained(self.model_id, revision=self.revision)
+                processor = MelodyProcessor.from_pretrained(self.model_id, revision=self.revision)
                 model_class = MusicgenMelodyForConditionalGeneration
             model = model_class.from_pretrained(self.model_id, revision=self.revision, dtype=dtype)
         except Exception as e:  # transformers raises OSError, ValueError, HF hub errors...
@@ -521,14 +531,14 @@ def _undelay(ids: Any, frames: int, channels: int, rows_per_request: int | None 
     return torch.stack([ids[r, 1 + d + start : 1 + d + start + frames] for r, d in enumerate(delays)])
 
 
-class _MelodyProcessor:
+class MelodyProcessor:
     """MusicGen-Melody's inputs without torchaudio: T5 tokens plus our own chroma (see ``melody.py``)."""
 
     def __init__(self, tokenizer: Any, extractor: Any):
         self.tokenizer, self.extractor = tokenizer, extractor
 
     @classmethod
-    def from_pretrained(cls, model_id: str, revision: str | None = None) -> _MelodyProcessor:
+    def from_pretrained(cls, model_id: str, revision: str | None = None) -> MelodyProcessor:
         from transformers import AutoTokenizer
 
         from .melody import ChromaExtractor

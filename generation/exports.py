@@ -48,6 +48,7 @@ MP3_COMPRESSION_LEVEL = 0.0  # libsndfile/LAME: 0.0 with CONSTANT bitrate is 320
 RECIPE_SUFFIX = ".recipe.json"
 RECIPE_ID3_DESC = "moodtape_recipe"  # TXXX frame description holding the recipe JSON
 PARTIAL_PREFIX = ".partial-"  # half-written files carry this prefix; storage cleanup knows it
+FILE_MODE = 0o644  # finished files are readable by the web server and the person downloading them
 WAV_INFO_IDS = {"title": b"INAM", "artist": b"IART", "software": b"ISFT", "date": b"ICRD"}
 
 
@@ -434,6 +435,7 @@ def _atomic(path: Path) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, FILE_MODE)
         yield tmp
         os.replace(tmp, path)
     except BaseException:

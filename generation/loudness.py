@@ -104,21 +104,18 @@ def normalise_loudness(
 
     # 3. Gain to the target, limiting peaks over the ceiling, then make up for what the limiter took
     gain_db = target_lufs - input_lufs
-    note = ""
+    capped = False  # True once the limiter's depth limit held the gain back
     for _ in range(MAX_PASSES):
         out = _gain(audio, gain_db)
         over_db = true_peak_dbtp(out) - (ceiling_dbtp - SAFETY_DB)
         if over_db > MAX_LIMITING_DB:
             gain_db -= over_db - MAX_LIMITING_DB
             out = _gain(audio, gain_db)
-            note = (
-                f"Reaching {target_lufs:g} LUFS would need more than {MAX_LIMITING_DB:g} dB of peak limiting; "
-                "the track was left quieter instead of being squashed."
-            )
+            capped = True
         out, limiter_db = _limit_true_peak(out, sample_rate, ceiling_dbtp - SAFETY_DB)
         output_lufs = integrated_loudness(out, sample_rate)
         shortfall = target_lufs - output_lufs
-        if limiter_db == 0.0 or note or abs(shortfall) <= TOLERANCE_LU:
+        if limiter_db == 0.0 or capped or abs(shortfall) <= TOLERANCE_LU:
             break
         gain_db += shortfall
 
@@ -127,6 +124,12 @@ def normalise_loudness(
     if trim_db:
         gain_db += trim_db
         output_lufs = integrated_loudness(out, sample_rate)
+    note = ""
+    if capped and target_lufs - output_lufs > TOLERANCE_LU:
+        note = (
+            f"Reaching {target_lufs:g} LUFS would need more than {MAX_LIMITING_DB:g} dB of peak limiting; "
+            f"the track was left at {output_lufs:.1f} LUFS instead of being squashed."
+        )
     report = LoudnessReport(
         target_lufs=target_lufs,
         input_lufs=input_lufs,

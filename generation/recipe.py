@@ -26,6 +26,7 @@ class Recipe:
     preset: str | None = None  # preset id used to resolve the settings, for reference only
     mood: str | None = None  # the mood text typed, before a preset wrapped it
     melody: dict[str, Any] | None = None  # file name, seconds used and sha256 of a melody input
+    export: dict[str, Any] | None = None  # formats, rate, loudness target and result, stems written
     audio_seconds: float = 0.0
     sample_rate: int = 0
     channels: int = 1

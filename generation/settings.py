@@ -119,3 +119,68 @@ def _check_integer(name: str, value: Any, low: int, high: int, hint: str = "") -
         raise InvalidInputError(f"{name} must be a whole number between {low} and {high}{extra}, got {value!r}.")
     if not low <= value <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}{extra}, got {int(value)}.")
+
+
+EXPORT_FORMATS = ("wav", "flac", "mp3")  # WAV (24-bit) is always written; the others on request
+EXPORT_RATES = (44_100, 48_000)  # besides the model's own rate (None)
+MIN_LOUDNESS_LUFS, MAX_LOUDNESS_LUFS = -40.0, -5.0  # sensible integrated loudness targets
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How a finished track is delivered: formats, rate, loudness and stems."""
+
+    formats: tuple[str, ...] = ("wav",)  # any of EXPORT_FORMATS; WAV is added when missing
+    sample_rate: int | None = None  # None keeps the model's rate (32 kHz); 44100 or 48000 resample with soxr
+    loudness_lufs: float | None = -14.0  # integrated loudness target (EBU R128); None leaves the level alone
+    stems: bool = False  # also split the track into drums, bass, other and vocals with Demucs
+
+    def __post_init__(self) -> None:
+        formats = self.formats
+        if isinstance(formats, str):
+            formats = tuple(part.strip().lower() for part in formats.replace(";", ",").split(",") if part.strip())
+        if not isinstance(formats, (tuple, list)) or not all(isinstance(f, str) for f in formats):
+            raise InvalidInputError(f"formats must be a list of names such as ['wav', 'mp3'], got {formats!r}.")
+        unknown = [f for f in formats if f.lower() not in EXPORT_FORMATS]
+        if unknown:
+            raise InvalidInputError(f"Unknown format(s) {unknown}; choose from {list(EXPORT_FORMATS)}.")
+        ordered = tuple(f for f in EXPORT_FORMATS if f == "wav" or f in {x.lower() for x in formats})
+        object.__setattr__(self, "formats", ordered)
+        if self.sample_rate is not None:
+            if not _is_real(self.sample_rate) or int(self.sample_rate) not in EXPORT_RATES:
+                raise InvalidInputError(
+                    f"sample_rate must be empty (the model's own 32 kHz) or one of {list(EXPORT_RATES)}, "
+                    f"got {self.sample_rate!r}."
+                )
+            object.__setattr__(self, "sample_rate", int(self.sample_rate))
+        if self.loudness_lufs is not None:
+            _check_number(
+                "loudness",
+                self.loudness_lufs,
+                MIN_LOUDNESS_LUFS,
+                MAX_LOUDNESS_LUFS,
+                "LUFS",
+                hint="-14 suits streaming, -23 broadcast; 0 or 'off' turns it off",
+            )
+            object.__setattr__(self, "loudness_lufs", float(self.loudness_lufs))
+        if not isinstance(self.stems, bool):
+            raise InvalidInputError(f"stems must be true or false, got {self.stems!r}.")
+
+    @classmethod
+    def from_request(cls, formats=None, sample_rate=None, loudness=None, stems=None) -> ExportSettings:
+        """Export settings from UI or API values: ``None`` takes the default; loudness 0 or "off" turns it off."""
+        values: dict[str, Any] = {}
+        if formats not in (None, "", [], ()):
+            values["formats"] = formats
+        if sample_rate not in (None, "", 0, "native"):
+            values["sample_rate"] = sample_rate
+        if isinstance(loudness, str) and loudness.strip().lower() in ("off", "none", "0"):
+            values["loudness_lufs"] = None
+        elif loudness is not None and loudness != "":
+            values["loudness_lufs"] = None if loudness == 0 else loudness
+        if stems is not None:
+            values["stems"] = stems
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "formats": list(self.formats)}

@@ -127,7 +127,7 @@ class StemSeparator:
             raise InvalidInputError(f"audio must be [channels, samples] with 1 or 2 channels, got shape {audio.shape}.")
         if not np.all(np.isfinite(audio)):
             raise InvalidInputError("audio holds NaN or infinite samples; it cannot be split into stems.")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 8_000:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 8_000:
             raise InvalidInputError(f"sample rate must be a whole number of Hz, at least 8000, got {sample_rate!r}.")
         self.load()
         model = self._model
@@ -139,6 +139,7 @@ class StemSeparator:
 
         # 2. Match the model: its rate and channel count (a mono track is played to both ears)
         channels, samples = audio.shape
+        sample_rate = int(sample_rate)
         mix = resample(audio.astype(np.float32), sample_rate, int(model.samplerate))
         if mix.shape[0] < model.audio_channels:
             mix = np.repeat(mix, model.audio_channels, axis=0)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import secrets
+import re
 import tempfile
 import threading
+import unicodedata
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,15 @@ import numpy as np
 from . import melody as melody_module
 from . import presets as presets_module
 from .audio_input import LoadedAudio, load_audio
-from .audio_io import fit_to_ceiling, slugify, write_text, write_wav
 from .engine import MELODY, AudioCallback, GeneratedAudio, Melody, MusicGenEngine, ProgressCallback
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ModelLoadError
+from .exports import export_stems, export_track, metadata_for
+from .loudness import apply_gain_db, normalise_loudness, stems_gain_db
+from .pictures import stems_picture, track_picture
 from .recipe import Recipe
-from .settings import MAX_DURATION, GenerationSettings, normalise_seed
+from .settings import MAX_DURATION, ExportSettings, GenerationSettings, normalise_seed
+from .stems import StemSeparator
+from .storage import OutputStore
 
 OUTPUT_DIR_ENV = "MOODTAPE_OUTPUT_DIR"
 MAX_MODELS_ENV = "MOODTAPE_MAX_LOADED_MODELS"  # 1 keeps only the model in use in memory; default 2 keeps both
@@ -47,22 +51,36 @@ class TrackRequest:
     top_k: int | float | None = None
     top_p: float | None = None
     guidance_scale: float | None = None
+    formats: str | list[str] | tuple[str, ...] | None = None  # "wav,flac,mp3"; WAV is always written
+    sample_rate: int | float | str | None = None  # None keeps 32 kHz; 44100 or 48000 resample
+    loudness: float | str | None = None  # target LUFS (default -14); 0 or "off" leaves the level alone
+    stems: bool | None = None  # split into drums, bass, other and vocals
 
 
 @dataclass(frozen=True)
 class Track:
     """A finished result: the files written and the recipe that made them."""
 
-    wav_path: Path
-    recipe_path: Path
+    paths: dict[str, Path]  # "wav", "flac", "mp3", "recipe", then each stem and "zip"
     recipe: Recipe
     generated: GeneratedAudio = field(repr=False)
+    picture: np.ndarray | None = field(default=None, repr=False)  # waveform and spectrogram, RGB
+    stems_picture: np.ndarray | None = field(default=None, repr=False)
     melody_picture: np.ndarray | None = field(default=None, repr=False)  # RGB chroma of the melody followed
     melody_description: str | None = None  # its main notes and likely key, in words
 
     @property
+    def wav_path(self) -> Path:
+        return self.paths["wav"]
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.paths["recipe"]
+
+    @property
     def files(self) -> list[Path]:
-        return [self.wav_path, self.recipe_path]
+        """Every download: the mix in each format, the recipe, the stems and their ZIP."""
+        return list(self.paths.values())
 
     def summary(self) -> str:
         """A few lines for a person: seed, length, time taken, melody heard, notes."""
@@ -73,6 +91,11 @@ class Track:
         ]
         if self.melody_description:
             lines.append(f"Melody heard in {r.melody['file']}: {self.melody_description}")
+        loudness = (r.export or {}).get("loudness")
+        if loudness and loudness.get("output_lufs") is not None:
+            lines.append(
+                f"Loudness {loudness['output_lufs']:.1f} LUFS, true peak {loudness['true_peak_dbtp']:.1f} dBTP"
+            )
         lines.extend(r.notes)
         return "\n\n".join(lines)
 
@@ -88,11 +111,14 @@ class Studio:
         melody_engine: MusicGenEngine | None = None,
         max_loaded_models: int | None = None,
         max_duration: float | None = None,
+        separator: StemSeparator | None = None,
     ):
         self.engine = engine or MusicGenEngine()
+        self.separator = separator or StemSeparator()
         self.melody_engine = melody_engine or MusicGenEngine(family=MELODY)
         self.presets = library if library is not None else presets_module.load_presets()
         self.output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+        self.store = OutputStore.from_env(self.output_dir)
         self.max_loaded_models = max_loaded_models or int(os.environ.get(MAX_MODELS_ENV, "") or 2)
         self.max_duration = max_duration or float(os.environ.get(MAX_DURATION_ENV, "") or MAX_DURATION)
 
@@ -102,8 +128,7 @@ class Studio:
 
     def write_stream_piece(self, wav_bytes: bytes) -> str:
         """Save one streamed piece as a small WAV file for API clients; returns its path."""
-        path = self.output_dir / "streams" / f"{_job_folder_name()}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.store.new_job_folder() / "piece.wav"
         path.write_bytes(wav_bytes)
         return str(path)
 
@@ -145,6 +170,7 @@ class Studio:
         # 1. Validate and resolve the preset
         preset = self.presets.find(request.preset)
         settings = self.settings_for(request).with_seed()
+        export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
         if settings.duration > self.max_duration:
             raise InvalidInputError(
                 f"duration must be at most {self.max_duration:g} seconds on this server, got {settings.duration:g}."
@@ -167,11 +193,17 @@ class Studio:
         engine = self.engine_for(with_melody=hum is not None)
         melody = Melody(np.asarray(hum.samples), hum.sample_rate) if hum else None
         generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel, on_audio=on_audio)
+        rate = generated.sample_rate
 
-        # 4. Post-process: keep the level under the ceiling
-        audio, gain_db = fit_to_ceiling(generated.audio)
-        if gain_db:
-            notes.append(f"Lowered the level by {-gain_db:.1f} dB so the WAV does not clip.")
+        # 4. Post-process: loudness (true peak kept under -1 dBTP), then stems at the mix's gain
+        audio, loudness = normalise_loudness(generated.audio, rate, export.loudness_lufs)
+        if loudness.note:
+            notes.append(loudness.note)
+        stems: dict[str, np.ndarray] = {}
+        if export.stems:
+            stems, stems_note = self.split_stems(generated.audio, rate, loudness.gain_db, cancel)
+            if stems_note:
+                notes.append(stems_note)
 
         # 5. Describe it
         recipe = Recipe(
@@ -180,10 +212,10 @@ class Studio:
             model_revision=generated.model_revision,
             preset=preset.id if preset is not None else None,
             mood=" ".join((request.prompt or "").split()) or None,
-            audio_seconds=round(audio.shape[-1] / generated.sample_rate, 3),
-            sample_rate=generated.sample_rate,
+            audio_seconds=round(audio.shape[-1] / rate, 3),
+            sample_rate=rate,
             channels=audio.shape[0],
-            gain_db=round(gain_db, 2),
+            gain_db=round(loudness.gain_db, 2),
             seconds_taken=round(generated.seconds_taken, 2),
             device=generated.device,
             dtype=generated.dtype,
@@ -191,25 +223,59 @@ class Studio:
             batch_size=generated.batch_size,
             windows=generated.windows,
             melody=_melody_record(hum),
+            export={**export.to_dict(), "loudness": loudness.to_dict(), "stems_written": sorted(stems)},
             notes=tuple(notes),
         )
 
-        # 6. Write files
+        # 6. Write files: the mix in each format, the recipe beside it, the stems and their ZIP
         if destination is None:
-            wav_target = self.output_dir / _job_folder_name() / f"{track_stem(recipe)}.wav"
+            folder, stem_name = self.store.new_job_folder(), track_stem(recipe)
         else:
-            wav_target = Path(destination)
-        wav_path = write_wav(wav_target, audio, generated.sample_rate, tags=wav_tags(recipe))
-        recipe_path = write_text(wav_target.with_suffix(".recipe.json"), recipe.to_json())
-        generated = replace(generated, audio=audio)
-        track = Track(wav_path=wav_path, recipe_path=recipe_path, recipe=recipe, generated=generated)
-        if hum is not None:
-            track = replace(
-                track,
-                melody_picture=melody_module.chroma_picture(np.asarray(hum.samples), hum.sample_rate),
-                melody_description=melody_module.describe_pitch(np.asarray(hum.samples), hum.sample_rate),
+            folder, stem_name = Path(destination).parent, Path(destination).with_suffix("").name
+        metadata, recipe_json = metadata_for(recipe, track_title(recipe)), recipe.to_json()
+        paths = export_track(
+            audio,
+            rate,
+            folder=folder,
+            stem_name=stem_name,
+            formats=export.formats,
+            target_rate=export.sample_rate,
+            metadata=metadata,
+            recipe_json=recipe_json,
+        )
+        if stems:
+            paths |= export_stems(
+                stems,
+                rate,
+                folder=folder,
+                stem_name=stem_name,
+                target_rate=export.sample_rate,
+                metadata=metadata,
+                recipe_json=recipe_json,
             )
-        return track
+
+        # 7. Pictures: the track, its stems, the melody it followed
+        title = track_title(recipe)
+        return Track(
+            paths=paths,
+            recipe=recipe,
+            generated=replace(generated, audio=audio),
+            picture=track_picture(audio, rate, title=title),
+            stems_picture=stems_picture(stems, rate, title=f"Stems of {title}") if stems else None,
+            melody_picture=melody_module.chroma_picture(np.asarray(hum.samples), hum.sample_rate) if hum else None,
+            melody_description=melody_module.describe_pitch(np.asarray(hum.samples), hum.sample_rate) if hum else None,
+        )
+
+    def split_stems(
+        self, audio: np.ndarray, sample_rate: int, gain_db: float, cancel: threading.Event | None = None
+    ) -> tuple[dict[str, np.ndarray], str | None]:
+        """Stems of the mix at the mix's loudness gain; when Demucs is unavailable, none and the reason why."""
+        try:
+            stems = self.separator.separate(audio, sample_rate, cancel=cancel)
+        except ModelLoadError as e:
+            return {}, f"Stems are missing: {e}"
+        shared = stems_gain_db(stems, gain_db)  # one gain for all: stems keep their relative levels
+        return {name: apply_gain_db(stem, shared) for name, stem in stems.items()}, None
 
     def prepare_melody(self, path: str | Path) -> LoadedAudio:
         """Decode, clean and check a hum or song file (any common format) for MusicGen-Melody."""
@@ -235,17 +301,6 @@ def track_title(recipe: Recipe) -> str:
     return f"hum {Path(recipe.melody['file']).stem}" if recipe.melody else "untitled"
 
 
-def wav_tags(recipe: Recipe) -> dict[str, str]:
-    """RIFF INFO tags: a title, the AI notice and the full recipe as the comment."""
-    return {
-        "title": track_title(recipe)[:200],
-        "software": f"Moodtape {recipe.app_version}",
-        "artist": f"AI-generated with {recipe.model_id}",
-        "comment": recipe.to_json(),
-        "date": recipe.created_at[:10],
-    }
-
-
 def _melody_record(hum: LoadedAudio | None) -> dict | None:
     if hum is None:
         return None
@@ -258,8 +313,11 @@ def _melody_record(hum: LoadedAudio | None) -> dict | None:
     }
 
 
-def _job_folder_name() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+def slugify(text: str, max_chars: int = 40) -> str:
+    """A short, safe file-name fragment from free text ("Rainy night, piano!" -> "rainy-night-piano")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_chars].rstrip("-") or "untitled"
 
 
 def _whole(value: int | float | None, name: str) -> int | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_demucs import save_tiny_demucs
 from tests.tiny_melody_model import build_melody_model
 from tests.tiny_models import build_text_model
 
@@ -35,6 +36,12 @@ def tiny_melody_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_demucs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random HTDemucs saved the way the hub holds htdemucs (a bag .yaml and a .safetensors)."""
+    return save_tiny_demucs(tmp_path_factory.mktemp("tiny-demucs"))
+
+
+@pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path):
     from generation.engine import MusicGenEngine
 
@@ -52,11 +59,20 @@ def melody_engine(tiny_melody_model_dir: Path):
     return engine
 
 
+@pytest.fixture(scope="session")
+def separator():
+    """Stem separation with a tiny random HTDemucs."""
+    from generation.stems import StemSeparator
+    from tests.tiny_demucs import build_tiny_demucs
+
+    return StemSeparator.from_model(build_tiny_demucs(), name="tiny-htdemucs")
+
+
 @pytest.fixture
-def studio(engine, melody_engine, tmp_path: Path):
+def studio(engine, melody_engine, separator, tmp_path: Path):
     from generation.studio import Studio
 
-    return Studio(engine, output_dir=tmp_path / "outputs", melody_engine=melody_engine)
+    return Studio(engine, output_dir=tmp_path / "outputs", melody_engine=melody_engine, separator=separator)
 
 
 def free_port() -> int:
@@ -113,7 +129,7 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(
-    tiny_model_dir: Path, tiny_melody_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model_dir: Path, tiny_melody_model_dir: Path, tiny_demucs_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """The real app on a free localhost port, serving the tiny checkpoints."""
     folder = tmp_path_factory.mktemp("live")
@@ -121,6 +137,7 @@ def live_server(
         {
             "MUSICGEN_MODEL": str(tiny_model_dir),
             "MUSICGEN_MELODY_MODEL": str(tiny_melody_model_dir),
+            "MOODTAPE_STEMS_MODEL": str(tiny_demucs_dir),
             "MOODTAPE_OUTPUT_DIR": str(folder / "outputs"),
         },
         folder / "server.log",

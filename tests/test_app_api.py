@@ -16,17 +16,32 @@ pytestmark = pytest.mark.slow
 def test_generate_endpoint_parameters_are_named_and_all_but_prompt_optional(client):
     params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in params]
-    assert names == ["prompt", "preset", "melody", "duration", "seed", "temperature", "top_k", "top_p", "guidance"]
+    assert names == [
+        "prompt",
+        "preset",
+        "melody",
+        "duration",
+        "seed",
+        "temperature",
+        "top_k",
+        "top_p",
+        "guidance",
+        "stems",
+        "formats",
+        "sample_rate",
+        "loudness",
+    ]
     optional = {p["parameter_name"]: p["parameter_has_default"] for p in params}
     assert optional.pop("prompt") is False
     assert all(optional.values())
 
 
 def test_a_prompt_alone_gives_audio_a_downloadable_wav_and_a_recipe(client):
-    audio, downloads, recipe, summary, picture = client.predict(
+    audio, downloads, recipe, summary, melody_picture, picture, stems_picture = client.predict(
         prompt="rainy night, mellow piano, slow", api_name="/generate"
     )
-    assert picture is None, "no melody, no chroma picture"
+    assert melody_picture is None and stems_picture is None, "no melody, no stems: no pictures of them"
+    assert picture.endswith((".png", ".webp")), "the waveform and spectrogram picture"
     info = sf.info(audio)
     assert (info.samplerate, info.subtype) == (32_000, "PCM_24")
     assert info.duration == pytest.approx(10.0), "the default duration is 10 s"
@@ -147,3 +162,33 @@ def test_unloadable_model_gets_a_message_that_says_how_to_fix_it(tmp_path):
         assert server.alive()
     finally:
         server.stop()
+
+
+def test_exports_through_the_api_formats_rate_loudness_stems_and_pictures(client):
+    audio, downloads, recipe, summary, _, picture, stems_picture = client.predict(
+        prompt="funky bass groove",
+        duration=2,
+        seed=8,
+        stems=True,
+        formats="wav,flac,mp3",
+        sample_rate=44_100,
+        loudness=-16,
+        api_name="/generate",
+    )
+    names = sorted(Path(p).name for p in downloads)
+    stem = "moodtape_funky-bass-groove_seed8"
+    assert names == sorted(
+        [
+            f"{stem}.wav",
+            f"{stem}.flac",
+            f"{stem}.mp3",
+            f"{stem}.recipe.json",
+            *(f"{stem}_{s}.wav" for s in ("drums", "bass", "other", "vocals")),
+            f"{stem}_stems.zip",
+        ]
+    )
+    wav = next(p for p in downloads if p.endswith(f"{stem}.wav"))
+    assert sf.info(wav).samplerate == 44_100
+    assert recipe["export"]["loudness"]["target_lufs"] == -16.0
+    assert "LUFS" in summary
+    assert picture and stems_picture

@@ -12,12 +12,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_generate_stream_yields_pieces_then_the_whole_track(client):
-    job = client.submit(prompt="rainy night piano", duration=4, seed=3, api_name="/generate_stream")
+    job = client.submit(prompt="rainy night piano", duration=4, seed=3, loudness=0, api_name="/generate_stream")
     outputs = list(job)
     pieces = [out[0] for out in outputs if out[0]]
     assert len(pieces) >= 2, "the audio arrives in several pieces"
     final = job.outputs()[-1]
-    audio_path, downloads, recipe, summary, picture = final[1:]
+    audio_path, downloads, recipe, summary, *pictures = final[1:]
     streamed = np.concatenate([sf.read(p, dtype="float32")[0] for p in pieces])
     whole, rate = sf.read(audio_path, dtype="float32")
     assert rate == 32_000 and len(whole) == 4 * 32_000
