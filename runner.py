@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
+import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -19,6 +22,8 @@ from generation.studio import Studio, Track, TrackRequest
 log = logging.getLogger("moodtape.runner")
 
 TICK_S = 0.5  # how often a handler reports progress and gives Gradio a chance to cancel it
+TIMEOUT_ENV = "MOODTAPE_REQUEST_TIMEOUT_S"  # a request running longer than this is stopped with a clear message
+DEFAULT_TIMEOUT_S = 1800.0
 # what every endpoint ends with
 RESULT_NAMES = ("audio", "downloads", "recipe", "summary", "melody_picture", "picture", "stems_picture")
 
@@ -30,8 +35,12 @@ class TrackRunner:
     handler's generator is closed and the generation thread is told to stop.
     """
 
-    def __init__(self, studio: Studio, workers: int = 8):
+    def __init__(self, studio: Studio, workers: int = 8, timeout_s: float | None = None):
+        from gpu import track_maker
+
         self.studio = studio
+        self._make_track = track_maker(studio)
+        self.timeout_s = timeout_s or float(os.environ.get(TIMEOUT_ENV, "") or DEFAULT_TIMEOUT_S)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodtape-gen")
 
     def run(self, request: TrackRequest, progress: gr.Progress, *, stream_to: str | None = None) -> Iterator[tuple]:
@@ -49,16 +58,25 @@ class TrackRunner:
             steps["done"], steps["total"] = done, total
 
         on_audio = pieces.put if stream_to else None
+        context = contextvars.copy_context()  # Gradio's request context, for code that looks it up
         future: Future[Track] = self._pool.submit(
-            self.studio.make_track, request, on_progress=on_progress, cancel=cancel, on_audio=on_audio
+            context.run, self._make_track, request, on_progress=on_progress, cancel=cancel, on_audio=on_audio
         )
         future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
         # API clients see a skip as an update dict: they get None in slots that have nothing yet.
         filler = None if stream_to == "files" else gr.skip()
         skip_all = (filler,) * (len(RESULT_NAMES) + (1 if stream_to else 0))
+        started = time.monotonic()
         try:
             progress(0, desc="Waiting for the model…")
             while not future.done() or not pieces.empty():
+                if time.monotonic() - started > self.timeout_s:
+                    cancel.set()
+                    raise gr.Error(
+                        f"This request took longer than the server's limit of {self.timeout_s:g} s and was stopped. "
+                        "Try a shorter duration (or the fast CPU mode).",
+                        title="Too slow",
+                    )
                 try:
                     piece = pieces.get(timeout=TICK_S)
                 except queue.Empty:
@@ -73,6 +91,8 @@ class TrackRunner:
                 else:
                     yield skip_all
             track = future.result()
+        except gr.Error:
+            raise
         except GenerationCancelled as e:
             raise gr.Error("Cancelled: the track was not finished.") from e
         except MoodtapeError as e:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GenerationCancelled, InvalidInputError, ModelLoadError
+from .errors import GenerationCancelled, InvalidInputError, ModelLoadError, OutOfMemory
 from .settings import GenerationSettings
 
 DEFAULT_TEXT_MODEL = "facebook/musicgen-small"
@@ -34,6 +34,7 @@ WINDOW_SECONDS = 30.0  # MusicGen's training window; longer tracks are continued
 EXTEND_STRIDE_SECONDS = 18.0  # new audio per continuation window; the other 12 s are the prompt (as audiocraft)
 BATCH_GATHER_SECONDS = 0.05  # a batch leader waits this long for requests arriving at the same moment
 DEFAULT_MAX_BATCH = 4  # 2 CPU cores: 4 at once gave 1.8x the throughput of one at a time
+MAX_PROMPT_TOKENS = 256  # MusicGen was trained on short descriptions; longer prompts are cut to this many tokens
 
 log = logging.getLogger(__name__)
 # transformers' from_pretrained patches global state (meta-device init): two loads at once corrupt each other.
@@ -67,6 +68,7 @@ class GeneratedAudio:
     mode: str = "exact"  # "exact", or "fast" (int8 decoder weights)
     batch_size: int = 1  # requests generated together with this one
     windows: int = 1  # 30 s windows it took
+    notes: tuple[str, ...] = ()  # what the person should know: a prompt cut to what the encoder reads, ...
 
     @property
     def duration(self) -> float:
@@ -111,6 +113,7 @@ class _Job:
     cancel: threading.Event | None
     on_audio: AudioCallback | None
     frames: int
+    notes: tuple[str, ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     result: GeneratedAudio | None = None
     error: BaseException | None = None
@@ -277,9 +280,11 @@ class MusicGenEngine:
             raise InvalidInputError("The prompt is empty: describe the music, e.g. 'rainy night, mellow piano, slow'.")
         settings = settings.with_seed()
         self.load()
+        notes = self._prompt_notes(settings.prompt)
 
         # 2. Queue the request; whoever holds the model runs the oldest requests as one batch
-        job = _Job(settings, melody, on_progress, cancel, on_audio, frames=round(settings.duration * self.frame_rate))
+        frames = round(settings.duration * self.frame_rate)
+        job = _Job(settings, melody, on_progress, cancel, on_audio, frames=frames, notes=notes)
         with self._queue_lock:
             self._waiting.append(job)
         while not job.done.is_set():
@@ -295,6 +300,15 @@ class MusicGenEngine:
             raise job.error
         assert job.result is not None
         return job.result
+
+    def _prompt_notes(self, prompt: str) -> tuple[str, ...]:
+        tokens = len(self._processor.tokenizer(prompt)["input_ids"])
+        if tokens <= MAX_PROMPT_TOKENS:
+            return ()
+        return (
+            f"The prompt was cut to its first {MAX_PROMPT_TOKENS} tokens (of {tokens}): the text encoder reads no "
+            "more. Put what matters most first.",
+        )
 
     def _take_batch(self) -> list[_Job]:
         with self._queue_lock:
@@ -316,6 +330,16 @@ class MusicGenEngine:
             else:
                 results = self._run_window_batch(jobs)
         except BaseException as e:  # every waiting caller gets the error, then the engine serves the next batch
+            if _is_out_of_memory(e) and len(jobs) > 1:
+                log.warning("Out of memory with a batch of %d: running them one at a time", len(jobs))
+                for job in jobs:
+                    self._run([job])
+                return
+            if _is_out_of_memory(e):
+                e = OutOfMemory(
+                    f"The server ran out of memory making {jobs[0].settings.duration:g} s of audio. "
+                    "Try a shorter duration, or try again when it is less busy."
+                )
             for job in jobs:
                 job.finish(error=e)
             return
@@ -398,7 +422,9 @@ class MusicGenEngine:
         # 1. Encode the prompts (and melodies' chroma)
         prompts = [job.settings.prompt for job in jobs]
         if self.family == TEXT:
-            inputs = processor(text=prompts, padding=True, return_tensors="pt")
+            inputs = processor(
+                text=prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
+            )
         else:
             inputs = processor(prompts, [job.melody for job in jobs])
         inputs = inputs.to(self.device)
@@ -455,7 +481,17 @@ class MusicGenEngine:
             mode=self.mode,
             batch_size=batch_size,
             windows=windows,
+            notes=job.notes,
         )
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def quantize_decoder(decoder: Any) -> Any:
@@ -551,7 +587,9 @@ class MelodyProcessor:
         return cls(AutoTokenizer.from_pretrained(model_id, revision=revision), ChromaExtractor.from_pretrained(folder))
 
     def __call__(self, prompts: list[str], melodies: list[Melody | None]) -> Any:
-        inputs = self.tokenizer(prompts, padding=True, return_tensors="pt")
+        inputs = self.tokenizer(
+            prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
+        )
         given = [m for m in melodies if m is not None]
         if given:
             if len(given) != len(melodies):

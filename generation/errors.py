@@ -15,3 +15,7 @@ class ModelLoadError(MoodtapeError, RuntimeError):
 
 class GenerationCancelled(MoodtapeError):
     """The person cancelled the request before it finished."""
+
+
+class OutOfMemory(MoodtapeError, MemoryError):
+    """The machine ran out of memory for this request; the message says what to ask for instead."""

@@ -194,6 +194,7 @@ class Studio:
         melody = Melody(np.asarray(hum.samples), hum.sample_rate) if hum else None
         generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel, on_audio=on_audio)
         rate = generated.sample_rate
+        notes.extend(generated.notes)
 
         # 4. Post-process: loudness (true peak kept under -1 dBTP), then stems at the mix's gain
         audio, loudness = normalise_loudness(generated.audio, rate, export.loudness_lufs)
