@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -19,12 +20,17 @@ from runner import TrackRunner
 log = logging.getLogger("moodtape.app")
 
 DEFAULTS = TrackRequest(duration=10.0, seed=-1, temperature=1.0, top_k=250, top_p=0.0, guidance_scale=3.0)
-EXAMPLES = [
-    ["rainy night, mellow piano, slow", "none"],
-    ["sunrise over the sea, hopeful", "cinematic-orchestral"],
-    ["late night drive through neon city", "synthwave"],
-    ["coffee shop on a sunday morning", "jazz-trio"],
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES = [  # mood, preset, hum (made by scripts/make_example_hums.py)
+    ["rainy night, mellow piano, slow", "none", None],
+    ["sunrise over the sea, hopeful", "cinematic-orchestral", None],
+    ["late night drive through neon city", "synthwave", None],
+    ["coffee shop on a sunday morning", "jazz-trio", None],
+    ["", "jazz-trio", str(EXAMPLES_DIR / "hum-rising-arpeggio.wav")],
+    ["dreamy, slow", "lofi-hip-hop", str(EXAMPLES_DIR / "hum-lullaby.ogg")],
+    ["", "epic-metal", str(EXAMPLES_DIR / "hum-minor-riff.flac")],
 ]
+MAX_HISTORY = 12  # results kept per browser tab
 INTRO = """# 🎛️ Moodtape
 Describe a mood, pick a style, press **Generate**: a track to play now and a lossless WAV to download.
 Runs [MusicGen](https://huggingface.co/facebook/musicgen-small) (weights CC-BY-NC-4.0); every result is AI-generated.
@@ -112,7 +118,18 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         yield from runner.run(request, progress, stream_to="files")
 
     def generate_in_page(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:  # noqa: B008
-        yield from runner.run(request_from(*values), progress, stream_to="player")
+        *inputs, history = values
+        for out in runner.run(request_from(*inputs), progress, stream_to="player"):
+            if not isinstance(out[1], str):  # a streamed piece or a keep-alive, not the finished track
+                yield (*out, gr.skip(), gr.skip())
+                continue
+            history = [out[1:], *history][:MAX_HISTORY]
+            yield (out[0], *shown(out[1:]), history, gr.update(choices=history_choices(history), value=0))
+
+    def show_from_history(index: int | None, history: list) -> tuple[Any, ...]:
+        if index is None or not 0 <= index < len(history):
+            return (gr.skip(),) * 7
+        return shown(history[index])
 
     def presets() -> list[dict]:
         """List the style presets: id, name, description, family, tags and settings."""
@@ -220,14 +237,27 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                     label="What the model hears: the melody's pitch classes over time",
                     type="numpy",
                     interactive=False,
+                    visible=False,
                     elem_id="melody-picture",
                 )
                 picture = gr.Image(label="Waveform and spectrogram", type="numpy", interactive=False, elem_id="picture")
-                stems_picture = gr.Image(label="Stems", type="numpy", interactive=False, elem_id="stems-picture")
+                stems_picture = gr.Image(
+                    label="Stems", type="numpy", interactive=False, visible=False, elem_id="stems-picture"
+                )
+                with gr.Row():
+                    use_as_melody = gr.Button("Use this track as the melody", size="sm", elem_id="use-as-melody")
+                history_pick = gr.Dropdown(
+                    choices=[],
+                    value=None,
+                    type="index",
+                    label="Results made in this tab (pick one to compare)",
+                    elem_id="history",
+                )
+                history = gr.State([])
                 with gr.Accordion("Recipe", open=False):
                     recipe = gr.JSON(label="Recipe", elem_id="recipe")
                 status = gr.Markdown(elem_id="model-status")
-        gr.Examples(examples=EXAMPLES, inputs=[prompt, preset], label="Try one")
+        gr.Examples(examples=EXAMPLES, inputs=[prompt, preset, melody], label="Try one (the last three follow a hum)")
 
         # Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default".
         with gr.Column(visible=False):
@@ -264,12 +294,15 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         # One model serves batches of up to max_batch concurrent requests (see generation/engine.py).
         run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
         ui_event = {"api_visibility": "private", **run_settings}
+        page_outputs = [stream_player, *results, history, history_pick]
         click = generate_btn.click(
-            generate_in_page, ui_inputs, [stream_player, *results], api_name="ui_generate_click", **ui_event
+            generate_in_page, [*ui_inputs, history], page_outputs, api_name="ui_generate_click", **ui_event
         )
         submit = prompt.submit(
-            generate_in_page, ui_inputs, [stream_player, *results], api_name="ui_generate_submit", **ui_event
+            generate_in_page, [*ui_inputs, history], page_outputs, api_name="ui_generate_submit", **ui_event
         )
+        history_pick.input(show_from_history, [history_pick, history], results, api_visibility="private")
+        use_as_melody.click(lambda path: path, player, melody, api_visibility="private")
         api_event = api_trigger.click(generate, api_inputs, results, api_name="generate", **run_settings)
         api_stream_event = api_stream_trigger.click(
             generate_stream, api_inputs, [stream_piece, *results], api_name="generate_stream", **run_settings
@@ -283,7 +316,35 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         )
         gr.api(presets, api_name="presets")
         demo.load(model_status, outputs=status, api_visibility="private")
+        status_timer = gr.Timer(5)  # refreshes the model status until the model is ready, then stops
+        status_timer.tick(
+            lambda: (model_status(), gr.Timer(active=not studio.engine.loaded)),
+            outputs=[status, status_timer],
+            api_visibility="private",
+        )
     return demo
+
+
+def shown(results: tuple) -> tuple[Any, ...]:
+    """Results for the page: the picture panels that have nothing to show are hidden."""
+    *rest, melody_picture, picture, stems_picture = results
+    pictures = [gr.update(value=p, visible=p is not None) for p in (melody_picture, picture, stems_picture)]
+    return (*rest, *pictures)
+
+
+def history_choices(history: list) -> list[tuple[str, int]]:
+    """Dropdown labels for the results of this tab, newest first: title, seed and length."""
+    labels = []
+    for index, (_, _, recipe, *_rest) in enumerate(history):
+        title = recipe.get("mood") or recipe["settings"]["prompt"][:40] or (recipe.get("melody") or {}).get("file", "")
+        preset = f" · {recipe['preset']}" if recipe.get("preset") else ""
+        labels.append(
+            (
+                f"{title or 'untitled'}{preset} · seed {recipe['settings']['seed']} · {recipe['audio_seconds']:g} s",
+                index,
+            )
+        )
+    return labels
 
 
 def main() -> None:
@@ -307,7 +368,7 @@ def main() -> None:
         max_file_size=os.environ.get("MOODTAPE_MAX_FILE_SIZE", "50mb"),
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        allowed_paths=[str(studio.output_dir)],
+        allowed_paths=[str(studio.output_dir), str(EXAMPLES_DIR)],
         theme=gr.themes.Soft(),
         footer_links=["api"],
     )
