@@ -30,8 +30,17 @@ EXAMPLES = [  # mood, preset, hum (made by scripts/make_example_hums.py)
     ["dreamy, slow", "lofi-hip-hop", str(EXAMPLES_DIR / "hum-lullaby.ogg")],
     ["", "epic-metal", str(EXAMPLES_DIR / "hum-minor-riff.flac")],
 ]
+EXAMPLE_LABELS = [
+    "Rainy night, mellow piano",
+    "Hopeful sunrise, orchestral",
+    "Neon night drive, synthwave",
+    "Sunday coffee shop, jazz trio",
+    "Hum: rising arpeggio as a jazz trio",
+    "Hum: lullaby as lo-fi hip-hop",
+    "Hum: minor riff as epic metal",
+]
 MAX_HISTORY = 12  # results kept per browser tab
-INTRO = """# 🎛️ Moodtape
+INTRO = """# Moodtape
 Describe a mood, pick a style, press **Generate**: a track to play now and a lossless WAV to download.
 Runs [MusicGen](https://huggingface.co/facebook/musicgen-small) (weights CC-BY-NC-4.0); every result is AI-generated.
 """
@@ -148,11 +157,9 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
 
     def model_status() -> str:
         engine = studio.engine
-        state = "ready" if engine.loaded else "loading in the background (the first track waits for it)"
-        return (
-            f"Text model `{engine.model_id}` ({engine.mode} mode) is {state}; the melody model "
-            f"`{studio.melody_engine.model_id}` loads with the first hum. Moodtape {__version__}."
-        )
+        state = "ready" if engine.loaded else "loading in the background (your first track waits for it)"
+        fast = " · fast CPU mode" if engine.mode == "fast" else ""
+        return f"Model {Path(engine.model_id).name} {state}{fast} · Moodtape {__version__}"
 
     with gr.Blocks(title="Moodtape: text to music") as demo:
         gr.Markdown(INTRO)
@@ -160,7 +167,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
             with gr.Column(scale=1):
                 prompt = gr.Textbox(
                     label="Mood",
-                    lines=3,
+                    lines=1,  # with one line, Enter submits and Shift+Enter adds a line; the box grows to max_lines
                     max_lines=6,
                     elem_id="prompt",
                     placeholder="rainy night, mellow piano, slow (Enter to generate, Shift+Enter for a new line)",
@@ -168,7 +175,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                 preset = gr.Dropdown(
                     choices=library.choices(include_none=True), value="none", label="Style preset", elem_id="preset"
                 )
-                preset_info = gr.Markdown()
+                preset_info = gr.Markdown(elem_id="preset-info")
                 melody = gr.Audio(
                     sources=["upload", "microphone"],
                     type="filepath",
@@ -213,7 +220,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
             with gr.Column(scale=1):
                 stream_player = gr.Audio(
-                    label="Listen while it's made",
+                    label="Preview: plays while the track is made",
                     streaming=True,
                     autoplay=True,
                     interactive=False,
@@ -257,7 +264,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
                 with gr.Accordion("Recipe", open=False):
                     recipe = gr.JSON(label="Recipe", elem_id="recipe")
                 status = gr.Markdown(elem_id="model-status")
-        gr.Examples(examples=EXAMPLES, inputs=[prompt, preset, melody], label="Try one (the last three follow a hum)")
+        gr.Examples(examples=EXAMPLES, inputs=[prompt, preset, melody], label="Try one", example_labels=EXAMPLE_LABELS)
 
         # Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default".
         with gr.Column(visible=False):
@@ -293,7 +300,8 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         results = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
         # One model serves batches of up to max_batch concurrent requests (see generation/engine.py).
         run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
-        ui_event = {"api_visibility": "private", **run_settings}
+        # Progress and errors show on the preview player only, not as a badge on every result panel.
+        ui_event = {"api_visibility": "private", "show_progress_on": [stream_player], **run_settings}
         page_outputs = [stream_player, *results, history, history_pick]
         click = generate_btn.click(
             generate_in_page, [*ui_inputs, history], page_outputs, api_name="ui_generate_click", **ui_event
@@ -302,7 +310,7 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
             generate_in_page, [*ui_inputs, history], page_outputs, api_name="ui_generate_submit", **ui_event
         )
         history_pick.input(show_from_history, [history_pick, history], results, api_visibility="private")
-        use_as_melody.click(lambda path: path, player, melody, api_visibility="private")
+        use_as_melody.click(use_track_as_melody, player, melody, api_visibility="private")
         api_event = api_trigger.click(generate, api_inputs, results, api_name="generate", **run_settings)
         api_stream_event = api_stream_trigger.click(
             generate_stream, api_inputs, [stream_piece, *results], api_name="generate_stream", **run_settings
@@ -323,6 +331,14 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
             api_visibility="private",
         )
     return demo
+
+
+def use_track_as_melody(path: str | None) -> Any:
+    """The finished track becomes the melody of the next one."""
+    if not path:
+        gr.Warning("Make a track first: then it can be the melody of the next one.")
+        return gr.skip()
+    return path
 
 
 def shown(results: tuple) -> tuple[Any, ...]:

@@ -416,6 +416,7 @@ class MusicGenEngine:
         from transformers.generation.logits_process import LogitsProcessorList
         from transformers.generation.stopping_criteria import StoppingCriteriaList
 
+        from .kvcache import in_place_appends
         from .sampling import RowControl, SeededSampler, StepWatcher
 
         model, processor = self._model, self._processor
@@ -451,7 +452,7 @@ class MusicGenEngine:
         watcher = StepWatcher(controls)
         settings = [replace(job.settings, seed=_window_seed(job.settings.seed, prompt_frames)) for job in jobs]
         sampler = SeededSampler(settings, rows, self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), in_place_appends():
             audio = model.generate(
                 **inputs,
                 max_new_tokens=steps,

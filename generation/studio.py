@@ -261,7 +261,7 @@ class Studio:
             paths=paths,
             recipe=recipe,
             generated=replace(generated, audio=audio),
-            picture=track_picture(audio, rate, title=title),
+            picture=track_picture(audio, rate),
             stems_picture=stems_picture(stems, rate, title=f"Stems of {title}") if stems else None,
             melody_picture=melody_module.chroma_picture(np.asarray(hum.samples), hum.sample_rate) if hum else None,
             melody_description=melody_module.describe_pitch(np.asarray(hum.samples), hum.sample_rate) if hum else None,

@@ -3,9 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: ffmpeg decodes browser recordings (WebM/Opus, M4A) and MP3.
+# System packages: ffmpeg decodes browser recordings (WebM/Opus, M4A) and MP3, and Gradio streams audio with it;
+# Chromium runs the browser tests (Playwright drives the system build; it cannot download its own here).
 need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq

@@ -213,3 +213,39 @@ def test_streaming_requests_batch_together_and_each_gets_its_own_audio(engine):
     assert results[0].batch_size == 2
     for i in range(2):
         np.testing.assert_allclose(np.concatenate(pieces[i], axis=-1), results[i].audio, atol=1e-5)
+
+
+def test_in_place_cache_appends_give_the_same_codes_and_leave_transformers_as_shipped(engine):
+    from transformers.cache_utils import DynamicLayer
+    from transformers.generation.stopping_criteria import StoppingCriteriaList
+
+    from generation.kvcache import in_place_appends
+
+    shipped = DynamicLayer.update
+    model, processor = engine._model, engine._processor
+    inputs = processor(text=["rainy night piano"], return_tensors="pt")
+
+    def plain_codes():
+        watcher = _LastIds()
+        torch.manual_seed(3)
+        model.generate(
+            **inputs,
+            max_new_tokens=120,
+            do_sample=True,
+            guidance_scale=3.0,
+            stopping_criteria=StoppingCriteriaList([watcher]),
+        )
+        return watcher.ids
+
+    with_cat = plain_codes()
+    with in_place_appends():
+        assert DynamicLayer.update is not shipped
+        in_place = plain_codes()
+    assert DynamicLayer.update is shipped
+    assert torch.equal(with_cat, in_place)
+
+
+class _LastIds:
+    def __call__(self, input_ids, scores, **kwargs):
+        self.ids = input_ids.clone()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool)

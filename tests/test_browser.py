@@ -1,0 +1,217 @@
+"""The page in a real browser: headless Chromium (through Playwright) against ``python app.py``.
+
+What a person does, end to end: open the page, type a mood, pick a style, generate, play and download the
+WAV; hum a melody; make a mistake and recover; submit with the keyboard; use a phone.
+
+Needs ``pip install playwright`` (see requirements-dev.txt) and a Chromium on PATH (Debian: ``apt-get install
+chromium``); Playwright's own browser download is not used. Without a Chromium the tests are skipped.
+
+Screenshots (full page) are written into pytest's temp folder. To refresh the ones the README embeds::
+
+    MOODTAPE_SCREENSHOTS=1 python -m pytest tests/test_browser.py    # writes docs/screenshots/*.png
+
+``MOODTAPE_SCREENSHOTS`` may also name another folder to write them into.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from playwright.sync_api import Page, expect, sync_playwright
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+HUM = ROOT / "examples" / "hum-rising-arpeggio.wav"  # shipped with the app, made by scripts/make_example_hums.py
+WAIT_MS = 60_000  # generous: the test machine has 2 cores shared with other work
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}  # an iPhone 12-15 in CSS pixels
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+RATE = 32_000  # MusicGen's output sample rate
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where full-page screenshots go: docs/screenshots with MOODTAPE_SCREENSHOTS=1, else a temp folder."""
+    setting = os.environ.get("MOODTAPE_SCREENSHOTS", "").strip()
+    if setting == "1":
+        folder = ROOT / "docs" / "screenshots"
+    elif setting:
+        folder = Path(setting)
+    else:
+        folder = tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_app(browser, live_server, viewport=DESKTOP) -> Page:
+    """A fresh tab (own session) on the app, once its controls are up."""
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(live_server.url)
+    expect(page.locator("#generate")).to_be_visible()
+    return page
+
+
+@pytest.fixture
+def page(browser, live_server):
+    page = open_app(browser, live_server)
+    yield page
+    page.context.close()
+
+
+def set_duration(page: Page, seconds: int) -> None:
+    """Type into the slider's number box and commit, as a person would."""
+    box = page.locator("#duration input[type=number]")
+    box.fill(str(seconds))
+    box.press("Enter")
+    expect(page.locator("#duration input[type=range]")).to_have_value(str(seconds))
+
+
+def wait_for_result(page: Page) -> None:
+    """Wait for the summary of a finished track, then for every output to drop its progress overlay."""
+    expect(page.locator("#summary")).to_contain_text("Seed", timeout=WAIT_MS)
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))",
+        timeout=WAIT_MS,
+    )
+
+
+def snap(page: Page, path: Path) -> None:
+    """A full-page screenshot with the pointer parked off the controls (no hover highlight)."""
+    page.mouse.move(0, 0)
+    page.screenshot(path=path, full_page=True)
+
+
+def fetch_wav(page: Page, link) -> sf.SoundFile:
+    """Download what a link points at, through the page's own session, and open it as audio."""
+    href = link.get_attribute("href")
+    response = page.request.get(href)
+    assert response.ok, f"{href}: HTTP {response.status}"
+    body = response.body()
+    assert body[:4] == b"RIFF" and body[8:12] == b"WAVE", f"{href} is not a WAV file: {body[:12]!r}"
+    return sf.SoundFile(io.BytesIO(body))
+
+
+def test_page_loads_with_title_and_model_status(page):
+    expect(page).to_have_title(re.compile("Moodtape"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Moodtape")
+    expect(page.locator("#model-status")).to_contain_text("Model ")
+    expect(page.locator("#model-status")).to_contain_text(re.compile(r"ready|loading"))
+
+
+def test_mood_and_preset_make_a_track_to_play_and_download(page, screenshots):
+    page.locator("#prompt textarea").fill("late night drive, neon city")
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="Synthwave", exact=True).click()
+    # The preset fills in its own duration (15 s); set ours only after that lands.
+    expect(page.locator("#duration input[type=number]")).to_have_value("15")
+    set_duration(page, 2)
+    page.locator("#generate").click()
+    wait_for_result(page)
+
+    expect(page.locator("#player #duration")).to_have_text("0:02")  # the waveform player's length display
+    wav_links = page.locator("#downloads a[download$='.wav']")
+    expect(wav_links).to_have_count(1)
+    assert "synthwave" in wav_links.get_attribute("download")  # the dropdown's choice reached the server
+    for link in (wav_links, page.locator("#player a[download]")):
+        with fetch_wav(page, link) as wav:
+            assert (wav.samplerate, wav.frames, wav.subtype) == (RATE, 2 * RATE, "PCM_24")
+    snap(page, screenshots / "text-to-music.png")
+
+
+def test_a_hummed_melody_is_heard_and_pictured(page, screenshots):
+    page.locator("#melody input[type=file]").set_input_files(HUM)
+    expect(page.locator("#melody #duration")).to_have_text("0:04")  # the upload is in and decoded
+    page.locator("#prompt textarea").fill("warm jazz trio")
+    set_duration(page, 2)
+    page.locator("#generate").click()
+    wait_for_result(page)
+
+    expect(page.locator("#summary")).to_contain_text("Melody heard")
+    picture = page.locator("#melody-picture img")
+    expect(picture).to_be_visible()
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 0"), "the chroma picture did not load"
+    snap(page, screenshots / "hum-to-music.png")
+
+
+def test_a_shipped_example_hum_loads_into_the_melody_input(page):
+    page.get_by_text("Hum: lullaby as lo-fi hip-hop", exact=True).click()  # an example of "Try one"
+    expect(page.locator("#melody #duration")).to_have_text("0:05")
+    expect(page.locator("#prompt textarea")).not_to_have_value("")
+
+
+def test_an_empty_request_shows_a_clear_error_and_the_app_keeps_working(page, live_server, screenshots):
+    page.locator("#generate").click()  # no mood, no preset, no melody
+    toast = page.locator("[data-testid=toast-body]")
+    expect(toast).to_contain_text("prompt is empty")
+    expect(toast).not_to_contain_text("Traceback")
+    snap(page, screenshots / "error.png")
+
+    page.locator("[data-testid=toast-close]").first.click()
+    page.locator("#prompt textarea").fill("rainy night, mellow piano")
+    set_duration(page, 1)
+    page.locator("#generate").click()
+    wait_for_result(page)
+    expect(page.locator("#player #duration")).to_have_text("0:01")
+    assert live_server.alive()
+
+
+def test_enter_in_the_mood_box_generates(page):
+    set_duration(page, 1)
+    box = page.locator("#prompt textarea")
+    box.fill("calm sea at dawn")
+    box.press("Enter")
+    expect(box, "Enter added a new line instead of generating").to_have_value("calm sea at dawn")
+    wait_for_result(page)
+    expect(page.locator("#player #duration")).to_have_text("0:01")
+
+
+def test_shift_enter_in_the_mood_box_starts_a_new_line(page):
+    box = page.locator("#prompt textarea")
+    box.fill("calm sea")
+    box.press("Shift+Enter")
+    box.press_sequentially("at dawn")
+    expect(box, "Shift+Enter did not start a new line").to_have_value("calm sea\nat dawn")
+
+
+def test_on_a_phone_the_controls_fit_the_screen(browser, live_server, screenshots):
+    page = open_app(browser, live_server, viewport=PHONE)
+    try:
+        widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1] + 1, f"the page scrolls sideways: {widths[0]} px wide in {widths[1]} px"
+        for control in ("#prompt", "#preset", "#melody", "#duration", "#seed", "#generate"):
+            box = page.locator(control).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 1, control
+        generate = page.locator("#generate")
+        generate.scroll_into_view_if_needed()
+        expect(generate).to_be_in_viewport()
+        expect(generate).to_be_visible()
+        snap(page, screenshots / "phone.png")
+    finally:
+        page.context.close()
