@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from api_components import FormatsParameter, MelodyParameter, TextParameter
 from generation import __version__
 from generation.errors import MoodtapeError
 from generation.settings import MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION
@@ -269,12 +270,12 @@ def build_app(studio: Studio | None = None) -> gr.Blocks:
         # Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default".
         with gr.Column(visible=False):
             api_inputs = [
-                gr.Textbox(value=None, label="prompt"),
-                gr.Textbox(value=None, label="preset"),
-                gr.Audio(value=None, type="filepath", label="melody"),
+                TextParameter(value=None, label="prompt"),
+                TextParameter(value=None, label="preset"),
+                MelodyParameter(value=None, type="filepath", label="melody"),
                 *[gr.Number(value=None, label=name) for name in API_PARAMETERS[3:9]],
                 gr.Checkbox(value=None, label="stems"),
-                gr.Textbox(value=None, label="formats"),
+                FormatsParameter(value=None, label="formats"),
                 gr.Number(value=None, label="sample_rate"),
                 gr.Number(value=None, label="loudness"),
             ]
@@ -387,6 +388,7 @@ def main() -> None:
         allowed_paths=[str(studio.output_dir), str(EXAMPLES_DIR)],
         theme=gr.themes.Soft(),
         footer_links=["api"],
+        show_error=True,  # Gradio's own input checks (say, a melody that is not an uploaded file) reach the client
     )
 
 

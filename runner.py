@@ -52,17 +52,18 @@ class TrackRunner:
         """
         cancel = threading.Event()
         steps = {"done": 0, "total": 0}
-        pieces: queue.Queue[np.ndarray] = queue.Queue()
+        pieces: queue.Queue[np.ndarray | None] = queue.Queue()
 
         def on_progress(done: int, total: int) -> None:
             steps["done"], steps["total"] = done, total
 
-        on_audio = pieces.put if stream_to else None
+        on_audio = pieces.put if stream_to else None  # None in the queue only wakes the loop
         context = contextvars.copy_context()  # Gradio's request context, for code that looks it up
         future: Future[Track] = self._pool.submit(
             context.run, self._make_track, request, on_progress=on_progress, cancel=cancel, on_audio=on_audio
         )
         future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
+        future.add_done_callback(lambda f: pieces.put(None))  # wakes the loop below as soon as the track is done
         # API clients see a skip as an update dict: they get None in slots that have nothing yet.
         filler = None if stream_to == "files" else gr.skip()
         skip_all = (filler,) * (len(RESULT_NAMES) + (1 if stream_to else 0))

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generation.engine import MelodyProcessor, MusicGenEngine
+from generation.engine import MelodyProcessor, MusicGenEngine, on_model_thread
 from generation.melody import ChromaExtractor
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
@@ -125,7 +125,14 @@ def build(family: str, tiny: bool):
 
 
 def plain_generate(model, processor, seconds: float, melody: np.ndarray | None = None, batch: int = 1) -> float:
-    """The baseline: transformers' own ``generate`` with MusicGen's defaults; returns wall seconds."""
+    """The baseline: transformers' own ``generate`` with MusicGen's defaults; returns wall seconds.
+
+    It runs on Moodtape's model thread, like the app's own work, so both use the same OpenMP threads.
+    """
+    return on_model_thread(_plain_generate, model, processor, seconds, melody, batch)
+
+
+def _plain_generate(model, processor, seconds: float, melody: np.ndarray | None, batch: int) -> float:
     if melody is None:
         inputs = processor(text=[PROMPT] * batch, padding=True, return_tensors="pt")
     else:

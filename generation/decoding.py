@@ -56,7 +56,7 @@ class StreamingDecoder:
     are held back until more codes arrive or ``finish`` is called.
     """
 
-    def __init__(self, codec: Any, on_audio, *, first_frames: int = 25, every_frames: int = 75, channels: int = 1):
+    def __init__(self, codec: Any, on_audio, *, first_frames: int = 15, every_frames: int = 75, channels: int = 1):
         self.codec, self.on_audio, self.channels = codec, on_audio, channels
         self.first_frames, self.every_frames = first_frames, every_frames
         self.sent = 0  # frames already sent as audio

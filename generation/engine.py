@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,6 @@ DEFAULT_MAX_BATCH = 4  # 2 CPU cores: 4 at once gave 1.8x the throughput of one 
 MAX_PROMPT_TOKENS = 256  # MusicGen was trained on short descriptions; longer prompts are cut to this many tokens
 
 log = logging.getLogger(__name__)
-# transformers' from_pretrained patches global state (meta-device init): two loads at once corrupt each other.
-_FROM_PRETRAINED_LOCK = threading.Lock()
 
 ProgressCallback = Callable[[int, int], None]  # (steps done, steps in total)
 AudioCallback = Callable[[np.ndarray], None]  # new audio [channels, samples] while streaming
@@ -166,8 +166,7 @@ class MusicGenEngine:
         self._device = device
         self._model: Any = None
         self._processor: Any = None
-        self._load_lock = threading.Lock()
-        self._generate_lock = threading.Lock()
+        self._generate_lock = threading.Lock()  # held while this engine's batches run
         self._queue_lock = threading.Lock()
         self._waiting: list[_Job] = []
 
@@ -208,23 +207,22 @@ class MusicGenEngine:
         engine = cls(model_id, **options)
         model = model.to(engine.device).eval()
         if engine.mode == "fast":
-            model.decoder = quantize_decoder(model.decoder)
+            model.decoder = on_model_thread(quantize_decoder, model.decoder)
         engine._model, engine._processor = model, processor
         return engine
 
     def load(self) -> None:
-        """Load weights and processor once; safe to call from many threads."""
-        if self._model is not None:
-            return
-        with self._load_lock:
-            if self._model is not None:
-                return
-            with _FROM_PRETRAINED_LOCK:
-                self._model, self._processor = self._load()
+        """Load weights and processor once; safe to call from many threads (loads run one at a time)."""
+        if self._model is None:
+            on_model_thread(self._load_once)
+
+    def _load_once(self) -> None:
+        if self._model is None:  # another caller's load may have run first
+            self._model, self._processor = self._load()
 
     def unload(self) -> None:
         """Free the weights; the next request loads them again."""
-        with self._load_lock, self._generate_lock:
+        with self._generate_lock:
             self._model = self._processor = None
 
     def _load(self) -> tuple[Any, Any]:
@@ -282,24 +280,27 @@ class MusicGenEngine:
         self.load()
         notes = self._prompt_notes(settings.prompt)
 
-        # 2. Queue the request; whoever holds the model runs the oldest requests as one batch
+        # 2. Queue the request; the model thread runs the oldest waiting requests as one batch
         frames = round(settings.duration * self.frame_rate)
         job = _Job(settings, melody, on_progress, cancel, on_audio, frames=frames, notes=notes)
         with self._queue_lock:
             self._waiting.append(job)
-        while not job.done.is_set():
-            if not self._generate_lock.acquire(timeout=BATCH_GATHER_SECONDS):
-                continue
-            try:
-                if not job.done.is_set():
-                    time.sleep(BATCH_GATHER_SECONDS)  # let requests sent at the same moment join this batch
-                    self._run(self._take_batch())
-            finally:
-                self._generate_lock.release()
+        on_model_thread(self._drain)
+        job.done.wait()
         if job.error is not None:
             raise job.error
         assert job.result is not None
         return job.result
+
+    def _drain(self) -> None:
+        """On the model thread: run batches until no request of this engine is waiting."""
+        with self._generate_lock:
+            time.sleep(BATCH_GATHER_SECONDS)  # let requests sent at the same moment join the first batch
+            while True:
+                with self._queue_lock:
+                    if not self._waiting:
+                        return
+                self._run(self._take_batch())
 
     def _prompt_notes(self, prompt: str) -> tuple[str, ...]:
         tokens = len(self._processor.tokenizer(prompt)["input_ids"])
@@ -493,6 +494,49 @@ def _is_out_of_memory(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+class _ModelThread:
+    """One long-lived thread for all model work.
+
+    torch's OpenMP threads run fastest for the first thread that uses them: on 2 cores a
+    2 s musicgen-small clip took 7.8 s there and 10.7 s from any other thread (whose work
+    competes with the first team's spinning workers). So loading and generation always
+    run here; request threads queue work and wait. It also keeps two loads from running
+    at once, which corrupts transformers' global meta-device state.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="moodtape-model", daemon=True)
+                self._thread.start()
+        future: Future = Future()
+        self._tasks.put((future, fn, args, kwargs))
+        return future.result()
+
+    def _serve(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._tasks.get()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as e:  # handed to the waiting caller
+                future.set_exception(e)
+
+
+_MODEL_THREAD = _ModelThread()
+
+
+def on_model_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` on the model thread (at once if already there) and return its result."""
+    return _MODEL_THREAD.run(fn, *args, **kwargs)
 
 
 def quantize_decoder(decoder: Any) -> Any:

@@ -86,15 +86,32 @@ def normalise_seed(seed: float | int | str | None) -> int | None:
     """Turn a UI or API seed (empty, -1, a number or numeric text) into ``None`` or an int."""
     if seed is None or (isinstance(seed, str) and not seed.strip()):
         return None
+    if isinstance(seed, bool):
+        raise InvalidInputError(f"seed must be a whole number or empty, got {seed!r}.")
     try:
         value = float(seed)
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"seed must be a whole number or empty, got {seed!r}.") from e
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InvalidInputError(
+            f"seed must be a whole number between 0 and {MAX_SEED} or empty, got {_show(seed)}."
+        ) from e
     if value == -1:
         return None
     if not math.isfinite(value) or value != int(value):
-        raise InvalidInputError(f"seed must be a whole number or empty, got {seed!r}.")
+        raise InvalidInputError(f"seed must be a whole number or empty, got {_show(seed)}.")
     return int(value)
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A value for a message, cut short: a 400-digit number is not worth quoting whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _is_real(value: Any) -> bool:
@@ -106,8 +123,8 @@ def _check_number(
 ) -> None:
     suffix = f" {unit}" if unit else ""
     extra = f" ({hint})" if hint else ""
-    if not _is_real(value) or not math.isfinite(value):
-        raise InvalidInputError(f"{name} must be a number between {low:g} and {high:g}{suffix}, got {value!r}.")
+    if not _is_real(value) or not _finite(value):
+        raise InvalidInputError(f"{name} must be a number between {low:g} and {high:g}{suffix}, got {_show(value)}.")
     if (value <= low if open_low else value < low) or value > high:
         lower = f"above {low:g}" if open_low else f"at least {low:g}"
         raise InvalidInputError(f"{name} must be {lower} and at most {high:g}{suffix}{extra}, got {value:g}.")
@@ -115,8 +132,8 @@ def _check_number(
 
 def _check_integer(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
     extra = f" ({hint})" if hint else ""
-    if not _is_real(value) or not math.isfinite(value) or value != int(value):
-        raise InvalidInputError(f"{name} must be a whole number between {low} and {high}{extra}, got {value!r}.")
+    if not _is_real(value) or not _finite(value) or value != int(value):
+        raise InvalidInputError(f"{name} must be a whole number between {low} and {high}{extra}, got {_show(value)}.")
     if not low <= value <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}{extra}, got {int(value)}.")
 
@@ -147,10 +164,10 @@ class ExportSettings:
         ordered = tuple(f for f in EXPORT_FORMATS if f == "wav" or f in {x.lower() for x in formats})
         object.__setattr__(self, "formats", ordered)
         if self.sample_rate is not None:
-            if not _is_real(self.sample_rate) or int(self.sample_rate) not in EXPORT_RATES:
+            if not _is_real(self.sample_rate) or self.sample_rate not in EXPORT_RATES:
                 raise InvalidInputError(
                     f"sample_rate must be empty (the model's own 32 kHz) or one of {list(EXPORT_RATES)}, "
-                    f"got {self.sample_rate!r}."
+                    f"got {_show(self.sample_rate)}."
                 )
             object.__setattr__(self, "sample_rate", int(self.sample_rate))
         if self.loudness_lufs is not None:
@@ -170,6 +187,9 @@ class ExportSettings:
     def from_request(cls, formats=None, sample_rate=None, loudness=None, stems=None) -> ExportSettings:
         """Export settings from UI or API values: ``None`` takes the default; loudness 0 or "off" turns it off."""
         values: dict[str, Any] = {}
+        for name, value in (("sample_rate", sample_rate), ("loudness", loudness)):
+            if isinstance(value, bool):
+                raise InvalidInputError(f"{name} must be a number, got {value!r}.")
         if formats not in (None, "", [], ()):
             values["formats"] = formats
         if sample_rate not in (None, "", 0, "native"):

@@ -144,7 +144,7 @@ def test_streamed_pieces_add_up_to_the_final_audio(engine):
     pieces: list[np.ndarray] = []
     result = engine.generate(settings(duration=4.0), on_audio=pieces.append)
     assert len(pieces) > 2
-    assert pieces[0].shape[-1] == 25 * 640, "the first piece comes after half a second of codes"
+    assert pieces[0].shape[-1] == 15 * 640, "the first piece comes after 0.3 s of codes"
     np.testing.assert_allclose(np.concatenate(pieces, axis=-1), result.audio, atol=1e-5)
 
 
@@ -162,7 +162,7 @@ def test_the_first_streamed_audio_arrives_long_before_the_end(engine):
         steps["done"] = done
 
     engine.generate(settings(duration=5.0), on_progress=on_progress, on_audio=lambda a: seen_at.append(steps["done"]))
-    assert seen_at[0] <= 25 + 5 + 3 + 1, "first audio after 0.5 s of codes plus the margin and codebook delay"
+    assert seen_at[0] <= 15 + 5 + 3 + 1, "first audio after 0.3 s of codes plus the margin and codebook delay"
     assert seen_at[0] < 253 / 5
 
 

@@ -1,0 +1,61 @@
+"""Hidden Gradio inputs for the API that keep what a client sent, so wrong types get a clear message.
+
+``gr.Textbox`` turns anything into text (``["rainy", "piano"]`` becomes the prompt
+"['rainy', 'piano']"); these pass text through, refuse other types naming the
+parameter, and take a list of formats as a list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from gradio.data_classes import FileData
+from pydantic import ConfigDict, ValidationError
+
+
+class TextParameter(gr.Textbox):
+    """A text parameter: text or nothing; anything else is refused with the parameter's name."""
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None or isinstance(payload, str):
+            return payload
+        raise gr.Error(f"{self.label} must be text, got {type(payload).__name__}: {_short(payload)}.")
+
+
+class FormatsParameter(gr.Textbox):
+    """Export formats: "wav,mp3" or ["wav", "mp3"]."""
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None or isinstance(payload, str):
+            return payload
+        if isinstance(payload, (list, tuple)) and all(isinstance(item, str) for item in payload):
+            return ",".join(payload)
+        raise gr.Error(f"formats must be text like 'wav,mp3' or a list like ['wav', 'mp3'], got {_short(payload)}.")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _MelodyFile(FileData):
+    """FileData whose validation failure names the melody parameter instead of quoting pydantic."""
+
+    model_config = ConfigDict(title="FileData")
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> FileData:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as e:
+            raise gr.Error(
+                "melody must be an audio file sent with gradio_client.handle_file('hum.wav'), or left out; "
+                f"got {_short(obj)}."
+            ) from e
+
+
+class MelodyParameter(gr.Audio):
+    """The melody parameter: an uploaded audio file, with a clear message for anything else."""
+
+    data_model = _MelodyFile
