@@ -45,7 +45,9 @@ class _MelodyFile(FileData):
     model_config = ConfigDict(title="FileData")
 
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> FileData:
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> FileData | None:
+        if obj == "":  # an empty melody means no melody, as an empty preset means no preset
+            return None
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as e:
