@@ -8,6 +8,7 @@ the last; new audio can be streamed to a callback while the rest is made.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import queue
@@ -204,10 +205,14 @@ class MusicGenEngine:
     @classmethod
     def from_model(cls, model: Any, processor: Any, model_id: str, **options: Any) -> MusicGenEngine:
         """An engine around a model already in memory (benchmarks build random full-size models this way)."""
+        from .lean_layers import lean_layers
+
         engine = cls(model_id, **options)
         model = model.to(engine.device).eval()
-        if engine.mode == "fast":
-            model.decoder = on_model_thread(quantize_decoder, model.decoder)
+        if engine.mode == "fast":  # on a copy (made on the model thread, see _ModelThread): the caller's stays float
+            model.decoder = on_model_thread(lambda: quantize_decoder(copy.deepcopy(model.decoder)))
+        else:
+            lean_layers(model.decoder)
         engine._model, engine._processor = model, processor
         return engine
 
@@ -246,9 +251,10 @@ class MusicGenEngine:
         except Exception as e:  # transformers raises OSError, ValueError, HF hub errors...
             env = TEXT_MODEL_ENV if self.family == TEXT else MELODY_MODEL_ENV
             raise ModelLoadError(_load_failure_message(self.model_id, e, env)) from e
+        from .lean_layers import lean_layers
+
         model = model.to(device).eval()
-        if self.mode == "fast":
-            model.decoder = quantize_decoder(model.decoder)
+        model.decoder = quantize_decoder(model.decoder) if self.mode == "fast" else lean_layers(model.decoder)
         log.info(
             "Loaded %s on %s (%s, %s) in %.1f s", self.model_id, device, dtype, self.mode, time.perf_counter() - started
         )
@@ -540,16 +546,25 @@ def on_model_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def quantize_decoder(decoder: Any) -> Any:
-    """int8 dynamic quantisation of the decoder's linear layers (weights int8, activations quantised per call)."""
+    """Fast mode's decoder, changed in place: joined QKV projections, int8 linear layers, lean layers.
+
+    Weights are int8 with a scale per output channel; activations are quantised per call.
+    """
     import warnings
 
     import torch
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    from .lean_layers import join_qkv, lean_layers
+
+    join_qkv(decoder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch.ao's deprecation notice; still the fastest CPU int8 path
         warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(decoder, {torch.nn.Linear}, dtype=torch.qint8)
+        quantized = quantize_dynamic(
+            decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
+    return lean_layers(quantized)
 
 
 def _window_seed(seed: int, prompt_frames: int) -> int:

@@ -1,0 +1,106 @@
+"""The lean decoder layers compute what transformers' layers compute: bit for bit on the exact path."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from transformers.generation.stopping_criteria import StoppingCriteriaList
+
+from generation.engine import Melody, MelodyProcessor, MusicGenEngine
+from generation.lean_layers import join_qkv, lean_layers
+from generation.settings import GenerationSettings
+
+PROMPTS = ["rainy night piano", "loud distorted guitars, pounding drums and a choir singing over them"]
+
+
+class _LastIds:
+    def __call__(self, input_ids, scores, **kwargs):
+        self.ids = input_ids.clone()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+
+def _codes(model, inputs, steps: int = 40, **more) -> torch.Tensor:
+    """Token ids from transformers' own sampling loop, seeded."""
+    watcher = _LastIds()
+    torch.manual_seed(7)
+    with torch.inference_mode():
+        model.generate(
+            **inputs,
+            max_new_tokens=steps,
+            do_sample=True,
+            guidance_scale=3.0,
+            stopping_criteria=StoppingCriteriaList([watcher]),
+            **more,
+        )
+    return watcher.ids
+
+
+def _text_model(folder):
+    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+
+    return MusicgenForConditionalGeneration.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
+
+
+def test_lean_layers_give_transformers_codes_bit_for_bit(tiny_model_dir):
+    model, processor = _text_model(tiny_model_dir)
+    # Two prompts of different lengths (a padded cross-attention mask), then a continuation with a code prompt
+    inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
+    vocab = model.decoder.config.vocab_size
+    continuation = {**inputs, "decoder_input_ids": torch.randint(0, vocab, (2 * 4, 30))}
+    shipped = [_codes(model, inputs), _codes(model, continuation)]
+    lean_layers(model.decoder)
+    lean = [_codes(model, inputs), _codes(model, continuation)]
+    for a, b in zip(shipped, lean, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_lean_melody_layers_give_transformers_codes_bit_for_bit(tiny_melody_model_dir):
+    from transformers import MusicgenMelodyForConditionalGeneration
+
+    model = MusicgenMelodyForConditionalGeneration.from_pretrained(tiny_melody_model_dir).eval()
+    processor = MelodyProcessor.from_pretrained(str(tiny_melody_model_dir))
+    tone = (0.5 * np.sin(2 * np.pi * 330 * np.arange(64_000) / 32_000)).astype(np.float32)
+    inputs = processor(PROMPTS, [Melody(tone, 32_000)] * 2)  # the text prefix is padded: a self-attention mask
+    shipped = _codes(model, inputs)
+    lean_layers(model.decoder)
+    assert torch.equal(shipped, _codes(model, inputs))
+
+
+def test_joined_qkv_projections_compute_the_same_logits(tiny_model_dir):
+    model, processor = _text_model(tiny_model_dir)
+    inputs = processor(text=PROMPTS, padding=True, return_tensors="pt")
+    decoder_ids = torch.randint(0, model.decoder.config.vocab_size, (2 * 4, 12))
+    with torch.inference_mode():
+        separate = model(**inputs, decoder_input_ids=decoder_ids).logits
+        join_qkv(lean_layers(model.decoder))
+        joined = model(**inputs, decoder_input_ids=decoder_ids).logits
+    assert not hasattr(model.decoder.model.decoder.layers[0].self_attn, "q_proj")
+    torch.testing.assert_close(joined, separate, rtol=1e-4, atol=1e-4)
+
+
+def test_the_fast_engine_quantises_a_copy_and_leaves_the_callers_decoder_float(tiny_model_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    model, processor = _text_model(tiny_model_dir)
+    float_decoder = model.decoder
+    before = copy.deepcopy(float_decoder.state_dict())
+    fast = MusicGenEngine.from_model(model, processor, "tiny", fast=True, device="cpu")
+    attention = fast._model.decoder.model.decoder.layers[0].self_attn
+    assert isinstance(attention.qkv_proj, DynamicQuantizedLinear)
+    assert attention.qkv_proj.weight().qscheme() == torch.per_channel_affine  # a scale per output channel
+    assert isinstance(float_decoder.model.decoder.layers[0].self_attn.q_proj, torch.nn.Linear)
+    for name, tensor in float_decoder.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    result = fast.generate(GenerationSettings(prompt=PROMPTS[0], duration=1.0, seed=2))
+    assert np.isfinite(result.audio).all() and result.mode == "fast"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_engines_run_their_decoders_through_the_lean_layers(tiny_model_dir, fast):
+    engine = MusicGenEngine(str(tiny_model_dir), fast=fast, device="cpu")
+    engine.load()
+    layers = engine._model.decoder.model.decoder.layers
+    assert all(layer.forward.__func__.__module__ == "generation.lean_layers" for layer in layers)
