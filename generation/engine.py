@@ -8,13 +8,14 @@ the last; new audio can be streamed to a callback while the rest is made.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -391,7 +392,7 @@ class MusicGenEngine:
             melody = _melody_from(job.melody, offset_s)
             window_job = replace(job, on_progress=progress, frames=new_frames, melody=melody)
             window_codes, _ = self._sample_window(
-                [window_job], new_frames, prompt=prompt, streamers=[streamer], earlier=codes
+                [window_job], new_frames, prompt=prompt, streamers=[streamer], earlier=codes, decode=False
             )
             new = window_codes[0] if prompt is None else window_codes[0][:, prompt.shape[-1] :]
             codes = new if codes is None else _cat(codes, new)
@@ -411,10 +412,13 @@ class MusicGenEngine:
     def _audio_channels(self) -> int:
         return int(self._model.decoder.config.audio_channels)
 
-    def _sample_window(self, jobs: list[_Job], new_frames: int, *, prompt=None, streamers=(), earlier=None):
+    def _sample_window(
+        self, jobs: list[_Job], new_frames: int, *, prompt=None, streamers=(), earlier=None, decode: bool = True
+    ):
         """Sample ``new_frames`` of codes (after an optional code ``prompt``) for each job; return codes and audio.
 
-        Codes come back per job as ``[rows, prompt frames + new frames]``; audio is generate's own decode.
+        Codes come back per job as ``[rows, prompt frames + new frames]``; audio is generate's own decode,
+        or empty with ``decode=False`` (a long track decodes all its windows' codes once, at the end).
         ``earlier`` holds all codes of a long track so far (ending with ``prompt``), for streaming.
         """
         import torch
@@ -459,7 +463,8 @@ class MusicGenEngine:
         watcher = StepWatcher(controls)
         settings = [replace(job.settings, seed=_window_seed(job.settings.seed, prompt_frames)) for job in jobs]
         sampler = SeededSampler(settings, rows, self.device)
-        with torch.inference_mode(), in_place_appends():
+        skip = _without_decoding(model.audio_encoder) if not decode else contextlib.nullcontext()
+        with torch.inference_mode(), in_place_appends(), skip:
             audio = model.generate(
                 **inputs,
                 max_new_tokens=steps,
@@ -491,6 +496,23 @@ class MusicGenEngine:
             windows=windows,
             notes=job.notes,
         )
+
+
+@contextlib.contextmanager
+def _without_decoding(codec: Any) -> Iterator[None]:
+    """Within the block, ``codec.decode`` returns no audio: generate always decodes, and a long track's
+    windows would each decode up to 30 s that is thrown away (measured: 1.7 s per 14 s window on 2 cores)."""
+    from types import SimpleNamespace
+
+    def no_audio(audio_codes, *args, **kwargs):
+        batch = audio_codes.shape[1]  # codes are [chunks, batch, codebooks, frames]
+        return SimpleNamespace(audio_values=audio_codes.new_zeros((batch, 1, 0), dtype=codec.dtype))
+
+    codec.decode = no_audio
+    try:
+        yield
+    finally:
+        del codec.decode  # the class's own method again
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

@@ -124,6 +124,22 @@ def test_long_form_continues_from_the_previous_window_without_jumps(short_window
     np.testing.assert_allclose(audio, whole[0, : audio.shape[-1]], atol=1e-4)
 
 
+def test_a_long_track_decodes_its_audio_once_not_once_per_window(short_window_engine, monkeypatch):
+    codec = short_window_engine._model.audio_encoder
+    decoded_frames: list[int] = []
+    shipped = type(codec).decode
+
+    def counting(self, audio_codes, *args, **kwargs):
+        decoded_frames.append(audio_codes.shape[-1])
+        return shipped(self, audio_codes, *args, **kwargs)
+
+    monkeypatch.setattr(type(codec), "decode", counting)
+    result = short_window_engine.generate(settings(duration=5.0))
+    assert result.windows == 4
+    assert sum(decoded_frames) == 250  # the 5 s track's frames, decoded once at the end
+    assert "decode" not in vars(codec)  # generate's own decode is back
+
+
 def test_long_form_is_reproducible_from_its_seed(short_window_engine):
     first = short_window_engine.generate(settings(duration=4.0, seed=9))
     again = short_window_engine.generate(settings(duration=4.0, seed=9))
