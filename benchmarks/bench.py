@@ -8,10 +8,10 @@ measures, in one run:
   for text (musicgen-small) and for text plus a melody (musicgen-melody);
 * time to first streamed audio;
 * throughput with 1, 4 and 8 concurrent requests (Moodtape batches them) vs the same requests one by one;
-* a long-form track vs the same length made as separate 10 s clips;
+* a long-form track vs the same length made as six separate clips (exact path and fast mode);
 * peak memory (resident set) of each path, and the app's own work outside ``generate`` (decode, files).
 
-Run ``python -m benchmarks.bench`` (about 15 minutes on 2 CPU cores); ``--tiny`` runs the same code on tiny
+Run ``python -m benchmarks.bench`` (about 25 minutes on 2 CPU cores; ``--no-long-exact`` saves 9); ``--tiny`` runs the same code on tiny
 models in seconds (the test suite does, so the benchmark cannot rot). It prints a Markdown table and writes it
 to ``--out`` (default ``benchmarks/results.md``).
 """
@@ -19,6 +19,7 @@ to ``--out`` (default ``benchmarks/results.md``).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import tempfile
@@ -218,6 +219,21 @@ def time_to_first_audio(engine: MusicGenEngine, seconds: float) -> float:
     return state["first"]
 
 
+def long_form_row(engine: MusicGenEngine, seconds: float, mode: str) -> Row:
+    """One long track vs the same length made as 6 separate clips, on the same engine."""
+    pieces = sum(
+        engine.generate(GenerationSettings(prompt=PROMPT, duration=seconds / 6, seed=i)).seconds_taken for i in range(6)
+    )
+    whole = engine.generate(GenerationSettings(prompt=PROMPT, duration=seconds, seed=1))
+    return Row(
+        f"long-form {seconds:g} s ({mode}, {whole.windows} windows) vs 6 x {seconds / 6:g} s clips (s)",
+        f"{pieces:.1f}",
+        f"{whole.seconds_taken:.1f}",
+        f"{whole.seconds_taken / pieces:.2f}x",
+        "within 15% of 6 clips",
+    )
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     clip, short, long_s = args.clip, args.short_clip, args.long_seconds
     rows: list[Row] = []
@@ -226,7 +242,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     # 1. Text: musicgen-small
     say("building musicgen-small (random weights)...")
     model, processor = on_model_thread(build, "text", args.tiny)  # the first thread to use torch runs fastest
-    exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu")
+    windows = {"window_seconds": args.window, "extend_stride": args.stride}  # for tracks longer than one window
+    exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu", **windows)
     plain_generate(model, processor, 1.0)  # warm-up: first calls pay for lazy initialisation
     exact.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
     with PeakMemory() as mem_plain:
@@ -251,6 +268,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         started = time.perf_counter()
         track = studio.make_track(TrackRequest(prompt=PROMPT, duration=clip, seed=1))
         overhead = time.perf_counter() - started - track.generated.seconds_taken
+        del studio, track
     rows.append(
         Row(
             "app work outside generate (WAV, recipe, level), s",
@@ -302,9 +320,14 @@ def run(args: argparse.Namespace) -> list[Row]:
         )
     )
 
-    # 2. Fast CPU mode: int8 decoder weights
+    if args.long_exact:
+        rows.append(long_form_row(exact, long_s, "exact"))
+        say(rows[-1])
+
+    # 2. Fast CPU mode: int8 decoder weights (quantised from a copy; the float decoder is freed with `exact`)
+    fast = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu", **windows)
     del exact
-    fast = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu")
+    gc.collect()
     with PeakMemory() as mem_fast:
         fast_s = fast.generate(settings).seconds_taken
     say(f"app fast: {fast_s:.1f} s")
@@ -337,31 +360,9 @@ def run(args: argparse.Namespace) -> list[Row]:
         )
     )
 
-    # Long-form: one long track vs the same length as separate clips, both in fast mode
-    pieces = sum(
-        fast.generate(GenerationSettings(prompt=PROMPT, duration=long_s / 6, seed=i)).seconds_taken for i in range(6)
-    )
-    long_engine = MusicGenEngine.from_model(
-        fast._model,
-        processor,
-        "random musicgen-small",
-        fast=True,
-        device="cpu",
-        window_seconds=args.window,
-        extend_stride=args.stride,
-    )
-    whole = long_engine.generate(GenerationSettings(prompt=PROMPT, duration=long_s, seed=1))
-    rows.append(
-        Row(
-            f"long-form {long_s:g} s (fast mode) vs 6 x {long_s / 6:g} s clips (s)",
-            f"{pieces:.1f}",
-            f"{whole.seconds_taken:.1f}",
-            f"{whole.seconds_taken / pieces:.2f}x",
-            "within 15% of 6 clips",
-        )
-    )
-    say(f"long-form: {whole.seconds_taken:.1f} s in {whole.windows} windows vs {pieces:.1f} s")
-    del fast, long_engine, model
+    rows.append(long_form_row(fast, long_s, "fast mode"))
+    say(rows[-1])
+    del fast, model
 
     # 3. Melody: musicgen-melody
     say("building musicgen-melody (random weights)...")
@@ -417,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long-seconds", type=float, default=60.0, help="long-form length (default 60)")
     parser.add_argument("--window", type=float, default=30.0, help="long-form window (default 30, as the app)")
     parser.add_argument("--stride", type=float, default=18.0, help="long-form new seconds per window (default 18)")
+    parser.add_argument(
+        "--no-long-exact", dest="long_exact", action="store_false", help="long-form in fast mode only (saves ~9 min)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -205,13 +205,17 @@ class MusicGenEngine:
 
     @classmethod
     def from_model(cls, model: Any, processor: Any, model_id: str, **options: Any) -> MusicGenEngine:
-        """An engine around a model already in memory (benchmarks build random full-size models this way)."""
+        """An engine around a model already in memory (benchmarks build random full-size models this way).
+
+        The engine works on its own copy of the module tree, sharing the weight tensors: the
+        caller's model stays exactly as it was (the benchmark's plain baseline runs it).
+        """
         from .lean_layers import lean_layers
 
         engine = cls(model_id, **options)
-        model = model.to(engine.device).eval()
-        if engine.mode == "fast":  # on a copy (made on the model thread, see _ModelThread): the caller's stays float
-            model.decoder = on_model_thread(lambda: quantize_decoder(copy.deepcopy(model.decoder)))
+        model = _shared_weights_copy(model).to(engine.device).eval()
+        if engine.mode == "fast":  # on the model thread: see _ModelThread
+            model.decoder = on_model_thread(quantize_decoder, model.decoder)
         else:
             lean_layers(model.decoder)
         engine._model, engine._processor = model, processor
@@ -570,6 +574,7 @@ def on_model_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def quantize_decoder(decoder: Any) -> Any:
     """Fast mode's decoder, changed in place: joined QKV projections, int8 linear layers, lean layers.
 
+    The float weight tensors are only read, so a decoder sharing them with another model may be passed.
     Weights are int8 with a scale per output channel; activations are quantised per call.
     """
     import warnings
@@ -587,6 +592,14 @@ def quantize_decoder(decoder: Any) -> Any:
             decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
         )
     return lean_layers(quantized)
+
+
+def _shared_weights_copy(module: Any) -> Any:
+    """A copy of a module tree whose parameters and buffers are the original tensors (no weights are copied)."""
+    import itertools
+
+    shared = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    return copy.deepcopy(module, shared)
 
 
 def _window_seed(seed: int, prompt_frames: int) -> int:

@@ -81,19 +81,25 @@ def test_joined_qkv_projections_compute_the_same_logits(tiny_model_dir):
     torch.testing.assert_close(joined, separate, rtol=1e-4, atol=1e-4)
 
 
-def test_the_fast_engine_quantises_a_copy_and_leaves_the_callers_decoder_float(tiny_model_dir):
+def test_engines_from_a_model_in_memory_leave_the_callers_model_as_it_was(tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
     model, processor = _text_model(tiny_model_dir)
     float_decoder = model.decoder
-    before = copy.deepcopy(float_decoder.state_dict())
+    before = copy.deepcopy(model.state_dict())
+    exact = MusicGenEngine.from_model(model, processor, "tiny", fast=False, device="cpu")
     fast = MusicGenEngine.from_model(model, processor, "tiny", fast=True, device="cpu")
     attention = fast._model.decoder.model.decoder.layers[0].self_attn
     assert isinstance(attention.qkv_proj, DynamicQuantizedLinear)
     assert attention.qkv_proj.weight().qscheme() == torch.per_channel_affine  # a scale per output channel
+    # The caller's model: the same float decoder, with transformers' own layers, and unchanged weights
+    assert model.decoder is float_decoder
+    assert "forward" not in vars(float_decoder.model.decoder.layers[0])
     assert isinstance(float_decoder.model.decoder.layers[0].self_attn.q_proj, torch.nn.Linear)
-    for name, tensor in float_decoder.state_dict().items():
+    for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name
+    # The exact engine shares the caller's weight tensors rather than copying them
+    assert exact._model.decoder.lm_heads[0].weight is float_decoder.lm_heads[0].weight
     result = fast.generate(GenerationSettings(prompt=PROMPTS[0], duration=1.0, seed=2))
     assert np.isfinite(result.audio).all() and result.mode == "fast"
 
