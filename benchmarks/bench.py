@@ -11,9 +11,9 @@ measures, in one run:
 * a long-form track vs the same length made as six separate clips (exact path and fast mode);
 * peak memory (resident set) of each path, and the app's own work outside ``generate`` (decode, files).
 
-Run ``python -m benchmarks.bench`` (about 25 minutes on 2 CPU cores; ``--no-long-exact`` saves 9); ``--tiny`` runs the same code on tiny
-models in seconds (the test suite does, so the benchmark cannot rot). It prints a Markdown table and writes it
-to ``--out`` (default ``benchmarks/results.md``).
+Run ``python -m benchmarks.bench`` (about 25 minutes on 2 CPU cores; ``--no-long-exact`` saves 9 of them);
+``--tiny`` runs the same code on tiny models in seconds (the test suite does, so the benchmark cannot rot).
+It prints a Markdown table and writes it to ``--out`` (default ``benchmarks/results.md``).
 """
 
 from __future__ import annotations
