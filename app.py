@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,52 +80,51 @@ def request_from(*values: Any) -> TrackRequest:
     return TrackRequest(**named)
 
 
+def api_endpoint(runner: TrackRunner, name: str, doc: str, stream_to: str | None = None) -> Callable[..., Iterator]:
+    """An API function with the public parameter names (Gradio reads them from the signature)."""
+
+    def endpoint(
+        prompt: str | None,
+        preset: str | None = None,
+        melody: str | None = None,
+        duration: float | None = None,
+        seed: float | str | None = None,
+        temperature: float | None = None,
+        top_k: float | None = None,
+        top_p: float | None = None,
+        guidance: float | None = None,
+        stems: bool | None = None,
+        formats: str | None = None,
+        sample_rate: float | None = None,
+        loudness: float | None = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[Any]:
+        values = (prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
+        request = request_from(*values, stems, formats, sample_rate, loudness)
+        yield from runner.run(request, progress, stream_to=stream_to)
+
+    endpoint.__name__ = endpoint.__qualname__ = name
+    endpoint.__doc__ = doc
+    return endpoint
+
+
 def build_app(studio: Studio | None = None) -> gr.Blocks:
     """Build the Blocks: the page for people and the ``/generate``, ``/generate_stream`` and ``/presets`` API."""
     studio = studio or Studio()
     runner = TrackRunner(studio)
     library = studio.presets
 
-    def generate(
-        prompt: str | None,
-        preset: str | None = None,
-        melody: str | None = None,
-        duration: float | None = None,
-        seed: float | str | None = None,
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        guidance: float | None = None,
-        stems: bool | None = None,
-        formats: str | None = None,
-        sample_rate: float | None = None,
-        loudness: float | None = None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
-    ) -> Iterator[Any]:
-        """Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture."""
-        values = (prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
-        yield from runner.run(request_from(*values, stems, formats, sample_rate, loudness), progress)
-
-    def generate_stream(
-        prompt: str | None,
-        preset: str | None = None,
-        melody: str | None = None,
-        duration: float | None = None,
-        seed: float | str | None = None,
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        guidance: float | None = None,
-        stems: bool | None = None,
-        formats: str | None = None,
-        sample_rate: float | None = None,
-        loudness: float | None = None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
-    ) -> Iterator[Any]:
-        """Like /generate, but first yields the audio in pieces (small WAV files) while it is made."""
-        values = (prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
-        request = request_from(*values, stems, formats, sample_rate, loudness)
-        yield from runner.run(request, progress, stream_to="files")
+    generate = api_endpoint(
+        runner,
+        "generate",
+        "Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture.",
+    )
+    generate_stream = api_endpoint(
+        runner,
+        "generate_stream",
+        "Like /generate, but first yields the audio in pieces (small WAV files) while it is made.",
+        stream_to="files",
+    )
 
     def generate_in_page(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:  # noqa: B008
         *inputs, history = values

@@ -205,10 +205,16 @@ def pitch_profile(audio: Any, sampling_rate: int | None = None, extractor: Chrom
             )
         profile = np.abs(chroma.reshape(-1, NUM_CHROMA)).sum(axis=0)
     else:
-        normalised, loudness = (extractor or ChromaExtractor()).chroma_energy(audio, sampling_rate)
-        if normalised.shape[1] != NUM_CHROMA:
-            raise InvalidInputError(f"Pitch profiles need {NUM_CHROMA} pitch classes, got {normalised.shape[1]}.")
-        profile = normalised[_sounding(loudness)].sum(axis=0).astype(float)
+        return _profile_of(*(extractor or ChromaExtractor()).chroma_energy(audio, sampling_rate))
+    total = profile.sum()
+    return profile / total if total > 0 else np.zeros(NUM_CHROMA)
+
+
+def _profile_of(normalised: np.ndarray, loudness: np.ndarray) -> np.ndarray:
+    """``pitch_profile`` of a waveform's chroma energy (see ``ChromaExtractor.chroma_energy``)."""
+    if normalised.shape[1] != NUM_CHROMA:
+        raise InvalidInputError(f"Pitch profiles need {NUM_CHROMA} pitch classes, got {normalised.shape[1]}.")
+    profile = normalised[_sounding(loudness)].sum(axis=0).astype(float)
     total = profile.sum()
     return profile / total if total > 0 else np.zeros(NUM_CHROMA)
 
@@ -234,7 +240,10 @@ def describe_pitch(audio: Any, sampling_rate: int | None = None, extractor: Chro
 
     ``audio`` is a waveform when ``sampling_rate`` is given, otherwise chroma (see ``pitch_profile``).
     """
-    profile = pitch_profile(audio, sampling_rate, extractor)
+    return _describe(pitch_profile(audio, sampling_rate, extractor))
+
+
+def _describe(profile: np.ndarray) -> str:
     if not profile.any():
         return "No pitch found: the melody is silent."
     order = np.argsort(-profile, kind="stable")
@@ -249,11 +258,19 @@ def chroma_picture(samples: np.ndarray, sampling_rate: int, extractor: ChromaExt
 
     The colour is each frame's chroma energy; white dots mark the pitch class the model is given.
     """
+    return picture_and_description(samples, sampling_rate, extractor)[0]
+
+
+def picture_and_description(
+    samples: np.ndarray, sampling_rate: int, extractor: ChromaExtractor | None = None
+) -> tuple[np.ndarray, str]:
+    """``chroma_picture`` and ``describe_pitch`` of a waveform, from one chroma computation."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     extractor = extractor or ChromaExtractor()
     normalised, loudness = extractor.chroma_energy(samples, sampling_rate)
+    description = _describe(_profile_of(normalised, loudness))
     frame_seconds = extractor.hop_length / extractor.sampling_rate
     times = np.arange(len(normalised)) * frame_seconds
 
@@ -269,10 +286,10 @@ def chroma_picture(samples: np.ndarray, sampling_rate: int, extractor: ChromaExt
     axes.set_yticklabels(PITCH_CLASSES if extractor.num_chroma == NUM_CHROMA else range(extractor.num_chroma))
     axes.set_xlabel("time (s)")
     axes.set_ylabel("pitch class")
-    axes.set_title(describe_pitch(samples, sampling_rate, extractor), fontsize=10)
+    axes.set_title(description, fontsize=10)
     figure.tight_layout()
     canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy(), description
 
 
 def _sounding(loudness: np.ndarray) -> np.ndarray:

@@ -139,10 +139,10 @@ class Studio:
             other.unload()
         return wanted
 
-    def settings_for(self, request: TrackRequest) -> GenerationSettings:
-        """Validate a request and merge it with its preset into concrete settings."""
+    def settings_for(self, request: TrackRequest, preset: presets_module.Preset | None = None) -> GenerationSettings:
+        """Validate a request and merge it with its preset (``preset``, or looked up) into concrete settings."""
         return presets_module.resolve(
-            self.presets.find(request.preset),
+            preset or self.presets.find(request.preset),
             request.prompt or "",
             duration=request.duration,
             seed=normalise_seed(request.seed),
@@ -169,7 +169,7 @@ class Studio:
         """
         # 1. Validate and resolve the preset
         preset = self.presets.find(request.preset)
-        settings = self.settings_for(request).with_seed()
+        settings = self.settings_for(request, preset).with_seed()
         export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
         if settings.duration > self.max_duration:
             raise InvalidInputError(
@@ -233,7 +233,8 @@ class Studio:
             folder, stem_name = self.store.new_job_folder(), track_stem(recipe)
         else:
             folder, stem_name = Path(destination).parent, Path(destination).with_suffix("").name
-        metadata, recipe_json = metadata_for(recipe, track_title(recipe)), recipe.to_json()
+        title = track_title(recipe)
+        metadata, recipe_json = metadata_for(recipe, title), recipe.to_json()
         paths = export_track(
             audio,
             rate,
@@ -255,16 +256,18 @@ class Studio:
                 recipe_json=recipe_json,
             )
 
-        # 7. Pictures: the track, its stems, the melody it followed
-        title = track_title(recipe)
+        # 7. Pictures: the track, its stems, the melody it followed (with its notes in words)
+        melody_picture, melody_description = (
+            melody_module.picture_and_description(np.asarray(hum.samples), hum.sample_rate) if hum else (None, None)
+        )
         return Track(
             paths=paths,
             recipe=recipe,
             generated=replace(generated, audio=audio),
             picture=track_picture(audio, rate),
             stems_picture=stems_picture(stems, rate, title=f"Stems of {title}") if stems else None,
-            melody_picture=melody_module.chroma_picture(np.asarray(hum.samples), hum.sample_rate) if hum else None,
-            melody_description=melody_module.describe_pitch(np.asarray(hum.samples), hum.sample_rate) if hum else None,
+            melody_picture=melody_picture,
+            melody_description=melody_description,
         )
 
     def split_stems(

@@ -49,14 +49,26 @@ EXAMPLES = (
 
 
 def note_hz(name: str) -> float:
-    """Frequency of a note name such as "A4" or "C#5" in equal temperament."""
+    """Frequency of a note name such as "A4", "C#5" or "Bb3" in equal temperament."""
     pitch, octave = name[:-1], int(name[-1])
+    pitch = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}.get(pitch, pitch)
     semitones_from_a4 = NOTE_NAMES.index(pitch) - NOTE_NAMES.index("A") + 12 * (octave - 4)
     return A4_HZ * 2 ** (semitones_from_a4 / 12)
 
 
-def hum(notes: tuple[str, ...], note_seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
-    """A hummed melody, float32 mono peaking at ``PEAK``, with a little silence either side."""
+def hum(
+    notes: tuple[str | float, ...] = ("A3", "C#4", "E4"),
+    note_seconds: float = 0.8,
+    rate: int = 44_100,
+    amplitude: float = PEAK,
+    seed: int = 0,
+    lead: float = 0.0,
+    tail: float = 0.0,
+) -> np.ndarray:
+    """A hummed melody, float32 mono peaking at ``amplitude``, with ``lead`` and ``tail`` seconds of quiet.
+
+    Notes are names ("A3", "C#4"), frequencies in Hz, or "-" for a rest. The tests' hums come from here too.
+    """
     rng = np.random.default_rng(seed)
     n = round(note_seconds * rate)
     t = np.arange(n) / rate
@@ -65,14 +77,14 @@ def hum(notes: tuple[str, ...], note_seconds: float, rate: int = RATE, seed: int
         if note == "-":
             pieces.append(np.zeros(n))
             continue
-        hz = note_hz(note)
+        hz = note_hz(note) if isinstance(note, str) else float(note)
         vibrato = 2 ** (VIBRATO_SEMITONES / 12 * np.sin(2 * np.pi * VIBRATO_HZ * t + rng.uniform(0, 2 * np.pi)))
         phase = 2 * np.pi * np.cumsum(hz * vibrato) / rate
         voice = sum(a * np.sin(k * phase) for k, a in enumerate(HARMONICS, start=1) if k * hz < rate / 2)
         pieces.append(voice * _fade(n, rate))
-    melody = np.concatenate([np.zeros(round(LEAD_SECONDS * rate)), *pieces, np.zeros(round(TAIL_SECONDS * rate))])
+    melody = np.concatenate([np.zeros(round(lead * rate)), *pieces, np.zeros(round(tail * rate))])
     melody += BREATH_LEVEL * np.max(np.abs(melody)) * rng.standard_normal(len(melody))
-    return (PEAK * melody / np.max(np.abs(melody))).astype(np.float32)
+    return (amplitude * melody / np.max(np.abs(melody))).astype(np.float32)
 
 
 def _fade(n: int, rate: int) -> np.ndarray:
@@ -88,7 +100,7 @@ def main(argv: list[str]) -> None:
     folder = Path(argv[0]) if argv else Path(__file__).resolve().parent.parent / "examples"
     folder.mkdir(parents=True, exist_ok=True)
     for seed, example in enumerate(EXAMPLES):
-        samples = hum(example.notes, example.note_seconds, seed=seed)
+        samples = hum(example.notes, example.note_seconds, RATE, seed=seed, lead=LEAD_SECONDS, tail=TAIL_SECONDS)
         path = folder / example.name
         soundfile.write(path, samples, RATE, format=example.format, subtype=example.subtype)
         print(f"{path}: {len(samples) / RATE:.1f} s, {path.stat().st_size / 1024:.0f} KB")
