@@ -196,27 +196,28 @@ def pitch_profile(audio: Any, sampling_rate: int | None = None, extractor: Chrom
     is 1) is averaged, so every note counts by how long it lasts. Without it, ``audio`` is chroma shaped
     ``[..., frames, 12]`` (for example the extractor's one-hot output) and its frames are summed.
     """
-    if sampling_rate is None:
-        chroma = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, dtype=float)
-        if chroma.ndim < 1 or chroma.shape[-1] != NUM_CHROMA:
-            raise InvalidInputError(
-                f"Chroma must end with {NUM_CHROMA} pitch classes, got shape {chroma.shape}; "
-                "pass sampling_rate to describe a waveform."
-            )
-        profile = np.abs(chroma.reshape(-1, NUM_CHROMA)).sum(axis=0)
-    else:
+    if sampling_rate is not None:
         return _profile_of(*(extractor or ChromaExtractor()).chroma_energy(audio, sampling_rate))
-    total = profile.sum()
-    return profile / total if total > 0 else np.zeros(NUM_CHROMA)
+    chroma = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, dtype=float)
+    if chroma.ndim < 1 or chroma.shape[-1] != NUM_CHROMA:
+        raise InvalidInputError(
+            f"Chroma must end with {NUM_CHROMA} pitch classes, got shape {chroma.shape}; "
+            "pass sampling_rate to describe a waveform."
+        )
+    return _shares(np.abs(chroma.reshape(-1, NUM_CHROMA)).sum(axis=0))
 
 
 def _profile_of(normalised: np.ndarray, loudness: np.ndarray) -> np.ndarray:
     """``pitch_profile`` of a waveform's chroma energy (see ``ChromaExtractor.chroma_energy``)."""
     if normalised.shape[1] != NUM_CHROMA:
         raise InvalidInputError(f"Pitch profiles need {NUM_CHROMA} pitch classes, got {normalised.shape[1]}.")
-    profile = normalised[_sounding(loudness)].sum(axis=0).astype(float)
-    total = profile.sum()
-    return profile / total if total > 0 else np.zeros(NUM_CHROMA)
+    return _shares(normalised[_sounding(loudness)].sum(axis=0).astype(float))
+
+
+def _shares(totals: np.ndarray) -> np.ndarray:
+    """Per-pitch-class totals as shares summing to 1 (all 0 when there is nothing)."""
+    total = totals.sum()
+    return totals / total if total > 0 else np.zeros(NUM_CHROMA)
 
 
 def estimate_key(profile: Sequence[float]) -> tuple[str, float]:
