@@ -128,20 +128,20 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(
-    tiny_model_dir: Path, tiny_melody_model_dir: Path, tiny_demucs_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
+def tiny_models_env(tiny_model_dir: Path, tiny_melody_model_dir: Path, tiny_demucs_dir: Path) -> dict[str, str]:
+    """The environment that points a server at the tiny checkpoints."""
+    return {
+        "MUSICGEN_MODEL": str(tiny_model_dir),
+        "MUSICGEN_MELODY_MODEL": str(tiny_melody_model_dir),
+        "MOODTAPE_STEMS_MODEL": str(tiny_demucs_dir),
+    }
+
+
+@pytest.fixture(scope="session")
+def live_server(tiny_models_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real app on a free localhost port, serving the tiny checkpoints."""
     folder = tmp_path_factory.mktemp("live")
-    server = LiveServer(
-        {
-            "MUSICGEN_MODEL": str(tiny_model_dir),
-            "MUSICGEN_MELODY_MODEL": str(tiny_melody_model_dir),
-            "MOODTAPE_STEMS_MODEL": str(tiny_demucs_dir),
-            "MOODTAPE_OUTPUT_DIR": str(folder / "outputs"),
-        },
-        folder / "server.log",
-    )
+    server = LiveServer({**tiny_models_env, "MOODTAPE_OUTPUT_DIR": str(folder / "outputs")}, folder / "server.log")
     yield server
     server.stop()
 

@@ -88,14 +88,12 @@ def bad_input_report():
 
 
 @pytest.fixture(scope="module")
-def limited_server(tiny_model_dir, tiny_melody_model_dir, tiny_demucs_dir, tmp_path_factory):
+def limited_server(tiny_models_env, tmp_path_factory):
     """A second server with a 1 MB upload limit and a 2 s duration limit."""
     folder = tmp_path_factory.mktemp("limited")
     server = LiveServer(
         {
-            "MUSICGEN_MODEL": str(tiny_model_dir),
-            "MUSICGEN_MELODY_MODEL": str(tiny_melody_model_dir),
-            "MOODTAPE_STEMS_MODEL": str(tiny_demucs_dir),
+            **tiny_models_env,
             "MOODTAPE_OUTPUT_DIR": str(folder / "outputs"),
             "MOODTAPE_MAX_FILE_SIZE": LIMITED_MAX_FILE_SIZE,
             "MOODTAPE_MAX_DURATION": str(LIMITED_MAX_DURATION),

@@ -45,14 +45,12 @@ APIS = ("/generate", "/generate_stream")
 
 
 @pytest.fixture(scope="module")
-def load_server(tiny_model_dir, tiny_melody_model_dir, tiny_demucs_dir, tmp_path_factory):
+def load_server(tiny_models_env, tmp_path_factory):
     """A server of its own, with a queue of eight."""
     folder = tmp_path_factory.mktemp("load")
     server = LiveServer(
         {
-            "MUSICGEN_MODEL": str(tiny_model_dir),
-            "MUSICGEN_MELODY_MODEL": str(tiny_melody_model_dir),
-            "MOODTAPE_STEMS_MODEL": str(tiny_demucs_dir),
+            **tiny_models_env,
             "MOODTAPE_OUTPUT_DIR": str(folder / "outputs"),
             "MOODTAPE_QUEUE_SIZE": str(QUEUE_SIZE),
         },
