@@ -371,6 +371,7 @@ def main() -> None:
         log.warning("Skipped preset: %s", problem)
 
     def preload() -> None:
+        studio.warm_up()  # so the first track does not pay for the finishing steps' imports
         try:
             studio.engine.load()
         except MoodtapeError as e:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +124,32 @@ def test_output_folder_comes_from_the_environment(monkeypatch, engine, tmp_path)
     monkeypatch.setenv("MOODTAPE_OUTPUT_DIR", str(tmp_path / "mine"))
     track = Studio(engine).make_track(TrackRequest(prompt="x", duration=1, seed=1))
     assert (tmp_path / "mine") in track.wav_path.parents
+
+
+WARM_UP_PROBE = """
+import sys
+from generation.studio import Studio
+
+LIBRARIES = ("pyloudnorm", "matplotlib.backends.backend_agg")
+studio = Studio(output_dir=sys.argv[1])
+print(",".join(name for name in LIBRARIES if name in sys.modules))
+studio.warm_up()
+print(",".join(name for name in LIBRARIES if name in sys.modules))
+"""
+
+
+def test_warm_up_loads_the_finishing_steps_libraries_before_any_track_and_writes_nothing(tmp_path):
+    # A fresh interpreter: in this one, earlier tests have imported everything already.
+    out = tmp_path / "tracks"
+    probe = subprocess.run(
+        [sys.executable, "-c", WARM_UP_PROBE, str(out)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    before, after = probe.stdout.splitlines()[:2]
+    assert before == ""
+    assert after == "pyloudnorm,matplotlib.backends.backend_agg"
+    assert not [p for p in out.rglob("*") if p.is_file()]
