@@ -13,6 +13,8 @@ import gradio as gr
 from gradio.data_classes import FileData
 from pydantic import ConfigDict, ValidationError
 
+from generation.errors import quoted
+
 
 class TextParameter(gr.Textbox):
     """A text parameter: text or nothing; anything else is refused with the parameter's name."""
@@ -20,7 +22,7 @@ class TextParameter(gr.Textbox):
     def preprocess(self, payload: Any) -> str | None:
         if payload is None or isinstance(payload, str):
             return payload
-        raise gr.Error(f"{self.label} must be text, got {type(payload).__name__}: {_short(payload)}.")
+        raise gr.Error(f"{self.label} must be text, got {type(payload).__name__}: {quoted(payload)}.")
 
 
 class FormatsParameter(gr.Textbox):
@@ -31,12 +33,7 @@ class FormatsParameter(gr.Textbox):
             return payload
         if isinstance(payload, (list, tuple)) and all(isinstance(item, str) for item in payload):
             return ",".join(payload)
-        raise gr.Error(f"formats must be text like 'wav,mp3' or a list like ['wav', 'mp3'], got {_short(payload)}.")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        raise gr.Error(f"formats must be text like 'wav,mp3' or a list like ['wav', 'mp3'], got {quoted(payload)}.")
 
 
 class _MelodyFile(FileData):
@@ -53,7 +50,7 @@ class _MelodyFile(FileData):
         except ValidationError as e:
             raise gr.Error(
                 "melody must be an audio file sent with gradio_client.handle_file('hum.wav'), or left out; "
-                f"got {_short(obj)}."
+                f"got {quoted(obj)}."
             ) from e
 
 

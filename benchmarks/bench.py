@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generation.engine import MelodyProcessor, MusicGenEngine, on_model_thread
-from generation.melody import ChromaExtractor
+from generation.model.chroma import ChromaExtractor, MelodyProcessor
+from generation.model.engine import MusicGenEngine
+from generation.model.model_thread import on_model_thread
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
 
@@ -147,7 +148,7 @@ def _plain_generate(model, processor, seconds: float, melody: np.ndarray | None,
 
 
 def _melody(samples: np.ndarray):
-    from generation.engine import Melody
+    from generation.model.types import Melody
 
     return Melody(samples, 32_000)
 

@@ -7,8 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .engine import MELODY, MusicGenEngine
+from .config import ServerConfig
 from .errors import MoodtapeError
+from .model.engine import MusicGenEngine
+from .model.types import MELODY
 from .recipe import Recipe
 from .studio import Studio, TrackRequest
 
@@ -58,17 +60,7 @@ def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | Non
         raise MoodtapeError(
             f"This recipe followed the melody '{recipe.melody['file']}': pass that file with --melody to reproduce it."
         )
-    s = recipe.settings
-    request = TrackRequest(
-        prompt=s.prompt,
-        melody=args.melody,
-        duration=s.duration,
-        seed=s.seed,
-        temperature=s.temperature,
-        top_k=s.top_k,
-        top_p=s.top_p,
-        guidance_scale=s.guidance_scale,
-    )
+    request = TrackRequest.from_recipe(recipe, melody=args.melody)
     if recipe.melody:
         return request, args.model, args.melody_model or recipe.model_id
     return request, args.model or recipe.model_id, args.melody_model
@@ -78,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        config = ServerConfig.from_env()
         request, text_model, melody_model = request_from_args(args)
-        studio = Studio(MusicGenEngine(text_model), melody_engine=MusicGenEngine(melody_model, family=MELODY))
+        studio = Studio(
+            MusicGenEngine(text_model, config=config),
+            melody_engine=MusicGenEngine(melody_model, family=MELODY, config=config),
+            config=config,
+        )
         if args.list_presets:
             for preset in studio.presets.all():
                 print(f"{preset.id:24} {preset.description}")

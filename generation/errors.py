@@ -1,4 +1,4 @@
-"""Exceptions that carry a message meant for the person who made the request."""
+"""Exceptions that carry a message meant for the person who made the request, and how values are quoted in them."""
 
 
 class MoodtapeError(Exception):
@@ -19,3 +19,17 @@ class GenerationCancelled(MoodtapeError):
 
 class OutOfMemory(MoodtapeError, MemoryError):
     """The machine ran out of memory for this request; the message says what to ask for instead."""
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """A request value for a message, as Python writes it, cut short: a 400-digit number is not worth quoting."""
+    return _cut(repr(value), limit)
+
+
+def brief(error: object, limit: int = 160) -> str:
+    """A library's error text on one line, cut short, for the end of a message."""
+    return _cut(" ".join(str(error).split()), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

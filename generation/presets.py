@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
@@ -19,13 +18,13 @@ from typing import Any
 
 import tomllib
 
+from .config import ServerConfig
 from .errors import InvalidInputError
 from .settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "presets"  # the presets shipped with Moodtape
-ENV_VAR = "MOODTAPE_PRESETS_DIR"  # names a folder of user presets, read after (and over) the built-ins
 NO_PRESET = "none"  # the dropdown value meaning "no preset"; reserved, so no preset may use it as its id
 MAX_ID_CHARS = 64  # ids are short slugs; longer ones are refused before any lookup
 MAX_NAME_CHARS = 60  # fits a dropdown label
@@ -287,18 +286,18 @@ def resolve(
     return GenerationSettings(prompt=prompt, seed=seed, **values)
 
 
-def load_presets(extra_dir: str | Path | None = None) -> PresetLibrary:
+def load_presets(extra_dir: str | Path | None = None, config: ServerConfig | None = None) -> PresetLibrary:
     """Read the built-in presets, then the user presets from ``extra_dir``.
 
-    When ``extra_dir`` is None, the folder named by the ``MOODTAPE_PRESETS_DIR``
-    environment variable is read instead (if it is set). A user preset with the same
+    When ``extra_dir`` is None, ``config.presets_dir`` (``MOODTAPE_PRESETS_DIR``) is read
+    instead, if it is set. A user preset with the same
     id as a built-in one replaces it. A file that cannot be used (bad TOML, a missing,
     unknown or invalid field, an id that differs from the file name) is skipped,
     logged as a warning and listed in ``library.problems``; it never stops the others
     from loading, and a broken user file leaves the built-in of that id in place.
     """
     if extra_dir is None:
-        extra_dir = os.environ.get(ENV_VAR)
+        extra_dir = (config or ServerConfig.from_env()).presets_dir
     folders = [BUILTIN_DIR]
     if extra_dir is not None and str(extra_dir).strip():
         folders.append(Path(extra_dir).expanduser())
@@ -337,7 +336,7 @@ def read_preset(path: str | Path) -> Preset:
 def _read_folder(folder: Path) -> tuple[list[Preset], list[PresetProblem]]:
     """Every ``*.toml`` preset in one folder, and the problems of those that failed."""
     if not folder.is_dir():
-        hint = f" or unset {ENV_VAR}" if folder != BUILTIN_DIR else ""
+        hint = " or unset MOODTAPE_PRESETS_DIR" if folder != BUILTIN_DIR else ""
         return [], [PresetProblem(str(folder), "", f"The preset folder does not exist; create it{hint}.")]
     presets, problems = [], []
     for path in sorted(folder.glob("*.toml")):

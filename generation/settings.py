@@ -7,7 +7,9 @@ import secrets
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .errors import InvalidInputError
+from .audio.export import EXPORT_RATES, check_formats
+from .audio.loudness import TARGET_RANGE_LUFS
+from .errors import InvalidInputError, quoted
 
 MIN_DURATION = 1.0  # seconds; shorter clips are mostly codec warm-up
 MAX_DURATION = 300.0  # seconds; beyond MusicGen's 30 s window, tracks are continued window by window
@@ -92,19 +94,13 @@ def normalise_seed(seed: float | int | str | None) -> int | None:
         value = float(seed)
     except (TypeError, ValueError, OverflowError) as e:
         raise InvalidInputError(
-            f"seed must be a whole number between 0 and {MAX_SEED} or empty, got {_show(seed)}."
+            f"seed must be a whole number between 0 and {MAX_SEED} or empty, got {quoted(seed)}."
         ) from e
     if value == -1:
         return None
     if not math.isfinite(value) or value != int(value):
-        raise InvalidInputError(f"seed must be a whole number or empty, got {_show(seed)}.")
+        raise InvalidInputError(f"seed must be a whole number or empty, got {quoted(seed)}.")
     return int(value)
-
-
-def _show(value: Any, limit: int = 40) -> str:
-    """A value for a message, cut short: a 400-digit number is not worth quoting whole."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _finite(value: Any) -> bool:
@@ -124,7 +120,7 @@ def _check_number(
     suffix = f" {unit}" if unit else ""
     extra = f" ({hint})" if hint else ""
     if not _is_real(value) or not _finite(value):
-        raise InvalidInputError(f"{name} must be a number between {low:g} and {high:g}{suffix}, got {_show(value)}.")
+        raise InvalidInputError(f"{name} must be a number between {low:g} and {high:g}{suffix}, got {quoted(value)}.")
     if (value <= low if open_low else value < low) or value > high:
         lower = f"above {low:g}" if open_low else f"at least {low:g}"
         raise InvalidInputError(f"{name} must be {lower} and at most {high:g}{suffix}{extra}, got {value:g}.")
@@ -133,49 +129,37 @@ def _check_number(
 def _check_integer(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
     extra = f" ({hint})" if hint else ""
     if not _is_real(value) or not _finite(value) or value != int(value):
-        raise InvalidInputError(f"{name} must be a whole number between {low} and {high}{extra}, got {_show(value)}.")
+        raise InvalidInputError(f"{name} must be a whole number between {low} and {high}{extra}, got {quoted(value)}.")
     if not low <= value <= high:
         raise InvalidInputError(f"{name} must be between {low} and {high}{extra}, got {int(value)}.")
-
-
-EXPORT_FORMATS = ("wav", "flac", "mp3")  # WAV (24-bit) is always written; the others on request
-EXPORT_RATES = (44_100, 48_000)  # besides the model's own rate (None)
-MIN_LOUDNESS_LUFS, MAX_LOUDNESS_LUFS = -40.0, -5.0  # sensible integrated loudness targets
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     """How a finished track is delivered: formats, rate, loudness and stems."""
 
-    formats: tuple[str, ...] = ("wav",)  # any of EXPORT_FORMATS; WAV is added when missing
+    formats: tuple[str, ...] = ("wav",)  # any of audio.export.FORMATS; WAV is added when missing
     sample_rate: int | None = None  # None keeps the model's rate (32 kHz); 44100 or 48000 resample with soxr
     loudness_lufs: float | None = -14.0  # integrated loudness target (EBU R128); None leaves the level alone
     stems: bool = False  # also split the track into drums, bass, other and vocals with Demucs
 
     def __post_init__(self) -> None:
         formats = self.formats
-        if isinstance(formats, str):
-            formats = tuple(part.strip().lower() for part in formats.replace(";", ",").split(",") if part.strip())
-        if not isinstance(formats, (tuple, list)) or not all(isinstance(f, str) for f in formats):
-            raise InvalidInputError(f"formats must be a list of names such as ['wav', 'mp3'], got {formats!r}.")
-        unknown = [f for f in formats if f.lower() not in EXPORT_FORMATS]
-        if unknown:
-            raise InvalidInputError(f"Unknown format(s) {unknown}; choose from {list(EXPORT_FORMATS)}.")
-        ordered = tuple(f for f in EXPORT_FORMATS if f == "wav" or f in {x.lower() for x in formats})
-        object.__setattr__(self, "formats", ordered)
+        if not isinstance(formats, (str, tuple, list)) or not all(isinstance(f, str) for f in formats):
+            raise InvalidInputError(f"formats must be a list of names such as ['wav', 'mp3'], got {quoted(formats)}.")
+        object.__setattr__(self, "formats", check_formats(formats))
         if self.sample_rate is not None:
             if not _is_real(self.sample_rate) or self.sample_rate not in EXPORT_RATES:
                 raise InvalidInputError(
                     f"sample_rate must be empty (the model's own 32 kHz) or one of {list(EXPORT_RATES)}, "
-                    f"got {_show(self.sample_rate)}."
+                    f"got {quoted(self.sample_rate)}."
                 )
             object.__setattr__(self, "sample_rate", int(self.sample_rate))
         if self.loudness_lufs is not None:
             _check_number(
                 "loudness",
                 self.loudness_lufs,
-                MIN_LOUDNESS_LUFS,
-                MAX_LOUDNESS_LUFS,
+                *TARGET_RANGE_LUFS,
                 "LUFS",
                 hint="-14 suits streaming, -23 broadcast; 0 or 'off' turns it off",
             )

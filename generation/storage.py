@@ -26,15 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import InvalidInputError
+from .audio.export import PARTIAL_PREFIX
+from .config import ServerConfig
 
-MAX_MB_ENV = "MOODTAPE_OUTPUT_MAX_MB"
-MAX_AGE_ENV = "MOODTAPE_OUTPUT_MAX_AGE_H"
-DEFAULT_MAX_MB = 2048  # size limit of the output folder, in MiB
-DEFAULT_MAX_AGE_H = 24  # age limit of a job's files, in hours
+DEFAULT_MAX_MB = 2048  # size limit of the output folder, in MiB (the config's default)
+DEFAULT_MAX_AGE_H = 24  # age limit of a job's files, in hours (the config's default)
 MIN_KEEP_SECONDS = 60 * 60  # downloads stay available at least this long
 CLEANUP_INTERVAL_S = 10 * 60  # how often the background cleaner runs
-PARTIAL_PREFIX = ".partial-"  # files being written (see exports.py and audio_io.py)
 MIB = 1024 * 1024
 
 log = logging.getLogger(__name__)
@@ -85,12 +83,16 @@ class OutputStore:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_env(cls, root: str | Path, *, min_keep_seconds: float = MIN_KEEP_SECONDS) -> OutputStore:
-        """Limits from ``MOODTAPE_OUTPUT_MAX_MB`` (default 2048) and ``MOODTAPE_OUTPUT_MAX_AGE_H`` (default 24)."""
-        max_mb = _positive_env(MAX_MB_ENV, DEFAULT_MAX_MB, "megabytes")
-        max_age_h = _positive_env(MAX_AGE_ENV, DEFAULT_MAX_AGE_H, "hours")
+    def from_config(
+        cls, root: str | Path, config: ServerConfig | None = None, *, min_keep_seconds: float = MIN_KEEP_SECONDS
+    ) -> OutputStore:
+        """Limits from ``config`` (default: the environment's ``MOODTAPE_OUTPUT_MAX_MB`` and ``..._MAX_AGE_H``)."""
+        config = config or ServerConfig.from_env()
         return cls(
-            root, max_bytes=round(max_mb * MIB), max_age_seconds=max_age_h * 3600, min_keep_seconds=min_keep_seconds
+            root,
+            max_bytes=round(config.output_max_mb * MIB),
+            max_age_seconds=config.output_max_age_h * 3600,
+            min_keep_seconds=min_keep_seconds,
         )
 
     def new_job_folder(self) -> Path:
@@ -203,16 +205,3 @@ class OutputStore:
             log.warning("Could not remove %s: %s", path, e)
             return False
         return True
-
-
-def _positive_env(name: str, default: float, unit: str) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return float(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise InvalidInputError(f"{name} must be a positive number of {unit}, got {raw!r}; unset it for {default}.")
-    return value

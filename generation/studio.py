@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -14,28 +12,22 @@ import numpy as np
 
 from . import melody as melody_module
 from . import presets as presets_module
-from .audio_input import LoadedAudio, load_audio
-from .engine import MELODY, AudioCallback, GeneratedAudio, Melody, MusicGenEngine, ProgressCallback
+from .audio.export import export_stems, export_track, metadata_for
+from .audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
+from .audio.pictures import stems_picture, track_picture
+from .audio.stems import StemSeparator
+from .audio.uploads import LoadedAudio, load_audio
+from .config import ServerConfig
 from .errors import InvalidInputError, ModelLoadError
-from .exports import export_stems, export_track, metadata_for
-from .loudness import apply_gain_db, normalise_loudness, stems_gain_db
-from .pictures import stems_picture, track_picture
+from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
+from .model.engine import MusicGenEngine
+from .model.types import MELODY, AudioCallback, GeneratedAudio, Melody, ProgressCallback
 from .recipe import Recipe
-from .settings import MAX_DURATION, ExportSettings, GenerationSettings, normalise_seed
-from .stems import StemSeparator
+from .settings import ExportSettings, GenerationSettings, normalise_seed
 from .storage import OutputStore
 
-OUTPUT_DIR_ENV = "MOODTAPE_OUTPUT_DIR"
-MAX_MODELS_ENV = "MOODTAPE_MAX_LOADED_MODELS"  # 1 keeps only the model in use in memory; default 2 keeps both
 MELODY_MAX_SECONDS = 30.0  # MusicGen-Melody reads the first 30 s of chroma; longer input is cut
 MELODY_MIN_SECONDS = 1.0  # shorter hums carry too few notes to follow
-MAX_DURATION_ENV = "MOODTAPE_MAX_DURATION"  # the longest track this server makes, in seconds
-
-
-def default_output_dir() -> Path:
-    """Where results are written: ``MOODTAPE_OUTPUT_DIR`` or a folder in the system temp dir."""
-    configured = os.environ.get(OUTPUT_DIR_ENV, "").strip()
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / "moodtape-outputs"
 
 
 @dataclass(frozen=True)
@@ -55,6 +47,21 @@ class TrackRequest:
     sample_rate: int | float | str | None = None  # None keeps 32 kHz; 44100 or 48000 resample
     loudness: float | str | None = None  # target LUFS (default -14); 0 or "off" leaves the level alone
     stems: bool | None = None  # split into drums, bass, other and vocals
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, melody: str | None = None) -> TrackRequest:
+        """The request that makes a recipe's track again: its resolved prompt and settings (seed included)."""
+        s = recipe.settings
+        return cls(
+            prompt=s.prompt,
+            melody=melody,
+            duration=s.duration,
+            seed=s.seed,
+            temperature=s.temperature,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            guidance_scale=s.guidance_scale,
+        )
 
 
 @dataclass(frozen=True)
@@ -112,15 +119,18 @@ class Studio:
         max_loaded_models: int | None = None,
         max_duration: float | None = None,
         separator: StemSeparator | None = None,
+        config: ServerConfig | None = None,
     ):
-        self.engine = engine or MusicGenEngine()
-        self.separator = separator or StemSeparator()
-        self.melody_engine = melody_engine or MusicGenEngine(family=MELODY)
-        self.presets = library if library is not None else presets_module.load_presets()
-        self.output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
-        self.store = OutputStore.from_env(self.output_dir)
-        self.max_loaded_models = max_loaded_models or int(os.environ.get(MAX_MODELS_ENV, "") or 2)
-        self.max_duration = max_duration or float(os.environ.get(MAX_DURATION_ENV, "") or MAX_DURATION)
+        config = config or ServerConfig.from_env()
+        self.config = config
+        self.engine = engine or MusicGenEngine(config=config)
+        self.separator = separator or StemSeparator(config=config)
+        self.melody_engine = melody_engine or MusicGenEngine(family=MELODY, config=config)
+        self.presets = library if library is not None else presets_module.load_presets(config=config)
+        self.output_dir = Path(output_dir) if output_dir is not None else config.output_dir
+        self.store = OutputStore.from_config(self.output_dir, config)
+        self.max_loaded_models = max_loaded_models or config.max_loaded_models
+        self.max_duration = max_duration or config.max_duration
 
     def warm_up(self) -> None:
         """Pay the finishing steps' one-time costs now, not in the first track; writes nothing.
@@ -242,16 +252,16 @@ class Studio:
 
         # 6. Write files: the mix in each format, the recipe beside it, the stems and their ZIP
         if destination is None:
-            folder, stem_name = self.store.new_job_folder(), track_stem(recipe)
+            folder, file_name = self.store.new_job_folder(), track_file_name(recipe)
         else:
-            folder, stem_name = Path(destination).parent, Path(destination).with_suffix("").name
+            folder, file_name = Path(destination).parent, Path(destination).with_suffix("").name
         title = track_title(recipe)
         metadata, recipe_json = metadata_for(recipe, title), recipe.to_json()
         paths = export_track(
             audio,
             rate,
             folder=folder,
-            stem_name=stem_name,
+            file_name=file_name,
             formats=export.formats,
             target_rate=export.sample_rate,
             metadata=metadata,
@@ -262,7 +272,7 @@ class Studio:
                 stems,
                 rate,
                 folder=folder,
-                stem_name=stem_name,
+                file_name=file_name,
                 target_rate=export.sample_rate,
                 metadata=metadata,
                 recipe_json=recipe_json,
@@ -295,12 +305,10 @@ class Studio:
 
     def prepare_melody(self, path: str | Path) -> LoadedAudio:
         """Decode, clean and check a hum or song file (any common format) for MusicGen-Melody."""
-        return load_audio(
-            path, melody_module.SAMPLING_RATE, max_seconds=MELODY_MAX_SECONDS, min_seconds=MELODY_MIN_SECONDS
-        )
+        return load_audio(path, MELODY_SAMPLING_RATE, max_seconds=MELODY_MAX_SECONDS, min_seconds=MELODY_MIN_SECONDS)
 
 
-def track_stem(recipe: Recipe) -> str:
+def track_file_name(recipe: Recipe) -> str:
     """A descriptive file name without extension: moodtape_<preset>_<prompt slug>_seed<seed>."""
     parts = ["moodtape"]
     if recipe.preset:

@@ -43,7 +43,7 @@ def tiny_demucs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path):
-    from generation.engine import MusicGenEngine
+    from generation.model.engine import MusicGenEngine
 
     engine = MusicGenEngine(str(tiny_model_dir))
     engine.load()
@@ -52,7 +52,7 @@ def engine(tiny_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def melody_engine(tiny_melody_model_dir: Path):
-    from generation.engine import MusicGenEngine
+    from generation.model.engine import MusicGenEngine
 
     engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody")
     engine.load()
@@ -62,7 +62,7 @@ def melody_engine(tiny_melody_model_dir: Path):
 @pytest.fixture(scope="session")
 def separator():
     """Stem separation with a tiny random HTDemucs."""
-    from generation.stems import StemSeparator
+    from generation.audio.stems import StemSeparator
     from tests.tiny_demucs import build_tiny_demucs
 
     return StemSeparator.from_model(build_tiny_demucs(), name="tiny-htdemucs")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from generation import audio_input
-from generation.audio_input import TARGET_PEAK_DBFS, TRIM_MARGIN_SECONDS, from_array, load_audio
+from generation.audio import uploads as audio_input
+from generation.audio.uploads import TARGET_PEAK_DBFS, TRIM_MARGIN_SECONDS, load_audio
 from generation.errors import InvalidInputError
 from tests.audio_factory import FORMATS, LOSSY, hum, tone, with_silence, write_audio
 
@@ -285,65 +285,6 @@ def test_wav_loads_without_ffmpeg(made, monkeypatch):
 def test_impossible_limits_are_refused(made, kwargs, word):
     with pytest.raises(InvalidInputError, match=word):
         load_audio(made("wav_16"), **kwargs)
-
-
-# -- In-memory recordings (Gradio's microphone) -----------------------------------------------------------------------
-
-
-def test_gradio_int16_stereo_microphone_array_is_cleaned_like_a_file(made):
-    samples = with_silence(hum(rate=RATE), RATE, LEAD, TAIL)
-    stereo = np.round(np.stack([samples, 0.5 * samples], axis=1) * 32767).astype(np.int16)
-
-    audio = from_array(stereo, RATE, TARGET, max_seconds=30.0)
-
-    assert audio.source_name == "microphone" and audio.source_channels == 2
-    assert audio.samples.dtype == np.float32 and audio.sample_rate == TARGET
-    assert audio.used_seconds == pytest.approx(HUM_SECONDS + 2 * TRIM_MARGIN_SECONDS, abs=0.05)
-    assert np.max(np.abs(audio.samples)) == pytest.approx(PEAK, abs=1e-4)
-
-
-def test_array_and_file_of_the_same_audio_give_the_same_samples(made):
-    path = made("wav_float")
-    samples, rate = soundfile.read(path, dtype="float32")
-    from_file = load_audio(path, TARGET, max_seconds=30.0)
-    from_memory = from_array(samples, rate, TARGET, max_seconds=30.0, source_name=path.name)
-    assert from_memory.digest == from_file.digest
-
-
-@pytest.mark.parametrize(
-    "convert",
-    [
-        lambda x: np.stack([x, x]),  # (channels, frames), as torch lays it out
-        lambda x: np.round(x * 127 + 128).astype(np.uint8),
-        lambda x: np.round(x * (2**31 - 1)).astype(np.int32),
-        lambda x: x.astype(np.float64),
-    ],
-    ids=["channels_first", "uint8", "int32", "float64"],
-)
-def test_arrays_in_other_layouts_and_types_are_accepted(convert):
-    samples = hum(rate=16_000, amplitude=0.9)
-    reference = from_array(samples, 16_000, TARGET, max_seconds=30.0).samples
-    audio = from_array(convert(samples), 16_000, TARGET, max_seconds=30.0).samples
-    n = min(len(audio), len(reference))
-    assert n == pytest.approx(len(reference), abs=0.02 * TARGET)
-    assert np.corrcoef(audio[:n], reference[:n])[0, 1] > 0.99
-
-
-@pytest.mark.parametrize(
-    ("samples", "word"),
-    [
-        (None, "No recording"),
-        (np.zeros(0, np.int16), "no audio samples"),
-        (np.zeros((2, 2, 2)), "shape"),
-        (np.ones(16_000, bool), "bool"),
-        (np.full(16_000, np.nan, np.float32), "NaN"),
-        (np.zeros(32_000, np.int16), "silent"),
-    ],
-    ids=["none", "empty", "three_d", "bool", "nan", "silent"],
-)
-def test_bad_microphone_arrays_are_refused_with_a_clear_message(samples, word):
-    with pytest.raises(InvalidInputError, match=word):
-        from_array(samples, 16_000, TARGET, max_seconds=30.0)
 
 
 def test_samples_cannot_be_changed_after_loading(made):

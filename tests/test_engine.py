@@ -7,8 +7,10 @@ import threading
 import numpy as np
 import pytest
 
-from generation.engine import MusicGenEngine, pick_device, text_model_id
+from generation.config import ServerConfig
 from generation.errors import GenerationCancelled, InvalidInputError, ModelLoadError
+from generation.model.engine import MusicGenEngine
+from generation.model.loading import pick_device
 from generation.settings import GenerationSettings
 
 
@@ -111,14 +113,16 @@ def test_folder_without_a_checkpoint_is_named_in_the_error(tmp_path):
 
 def test_model_id_comes_from_the_environment(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("MUSICGEN_MODEL", str(tiny_model_dir))
-    assert text_model_id() == str(tiny_model_dir)
+    assert ServerConfig.from_env().text_model == str(tiny_model_dir)
     assert MusicGenEngine().model_id == str(tiny_model_dir)
     monkeypatch.delenv("MUSICGEN_MODEL")
-    assert text_model_id() == "facebook/musicgen-small"
+    assert ServerConfig.from_env().text_model == "facebook/musicgen-small"
+    assert MusicGenEngine().model_id == "facebook/musicgen-small"
 
 
 def test_device_falls_back_to_cpu_and_can_be_forced(monkeypatch):
     monkeypatch.delenv("MOODTAPE_DEVICE", raising=False)
     assert pick_device() in {"cpu", "cuda", "mps"}
     monkeypatch.setenv("MOODTAPE_DEVICE", "cpu")
-    assert pick_device() == "cpu"
+    assert pick_device(ServerConfig.from_env().device) == "cpu"
+    assert MusicGenEngine().device == "cpu"

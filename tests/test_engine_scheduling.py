@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from generation.decoding import DECODE_PIECE_FRAMES, decode_all, decode_range
-from generation.engine import MusicGenEngine
 from generation.errors import GenerationCancelled
+from generation.model.decoding import DECODE_PIECE_FRAMES, decode_all, decode_range
+from generation.model.engine import MusicGenEngine
 from generation.settings import GenerationSettings
 
 RATE = 32_000
@@ -147,7 +147,7 @@ def test_long_form_is_reproducible_from_its_seed(short_window_engine):
 
 
 def test_long_form_follows_a_melody_through_every_window(tiny_melody_model_dir):
-    from generation.engine import Melody
+    from generation.model.types import Melody
     from tests.audio_factory import hum
 
     engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody", window_seconds=2.0, extend_stride=1.0)
@@ -235,7 +235,7 @@ def test_in_place_cache_appends_give_the_same_codes_and_leave_transformers_as_sh
     from transformers.cache_utils import DynamicLayer
     from transformers.generation.stopping_criteria import StoppingCriteriaList
 
-    from generation.kvcache import in_place_appends
+    from generation.model.kvcache import in_place_appends
 
     shipped = DynamicLayer.update
     model, processor = engine._model, engine._processor

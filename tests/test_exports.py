@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from generation.audio.export import export_track, read_metadata
 from generation.errors import InvalidInputError
-from generation.exports import export_track, read_metadata
 from tests.test_loudness import music_like
 
 RATE = 32_000
@@ -41,7 +41,7 @@ METADATA = {
 def export(folder, audio=None, **kwargs):
     audio = music_like(SECONDS) if audio is None else audio
     options = {"formats": ("wav", "flac", "mp3"), "metadata": METADATA, "recipe_json": RECIPE_JSON} | kwargs
-    return export_track(audio, RATE, folder=folder, stem_name="moodtape_rainy-night_seed7", **options)
+    return export_track(audio, RATE, folder=folder, file_name="moodtape_rainy-night_seed7", **options)
 
 
 def test_every_format_reads_back_at_the_native_rate_with_the_same_length(tmp_path):
@@ -145,7 +145,7 @@ def test_an_unsupported_sample_rate_is_refused_with_the_allowed_ones(tmp_path, r
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", ""])
 def test_a_file_name_with_folders_is_refused(tmp_path, name):
     with pytest.raises(InvalidInputError, match="file name must be a plain name"):
-        export_track(music_like(0.5), RATE, folder=tmp_path, stem_name=name, metadata=METADATA, recipe_json="{}")
+        export_track(music_like(0.5), RATE, folder=tmp_path, file_name=name, metadata=METADATA, recipe_json="{}")
 
 
 def test_a_failed_export_leaves_no_partial_or_half_set_of_files(tmp_path, monkeypatch):
@@ -166,7 +166,7 @@ def test_a_failed_export_leaves_no_partial_or_half_set_of_files(tmp_path, monkey
 
 
 def test_a_failed_wav_write_leaves_nothing_behind(tmp_path, monkeypatch):
-    import generation.exports as exports
+    import generation.audio.export as exports
 
     def broken_ixml(notice, recipe_json):
         raise RuntimeError("simulated crash while writing")

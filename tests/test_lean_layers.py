@@ -9,8 +9,10 @@ import pytest
 import torch
 from transformers.generation.stopping_criteria import StoppingCriteriaList
 
-from generation.engine import Melody, MelodyProcessor, MusicGenEngine
-from generation.lean_layers import join_qkv, lean_layers
+from generation.model.chroma import MelodyProcessor
+from generation.model.engine import MusicGenEngine
+from generation.model.lean_layers import join_qkv, lean_layers
+from generation.model.types import Melody
 from generation.settings import GenerationSettings
 
 PROMPTS = ["rainy night piano", "loud distorted guitars, pounding drums and a choir singing over them"]
@@ -109,4 +111,4 @@ def test_engines_run_their_decoders_through_the_lean_layers(tiny_model_dir, fast
     engine = MusicGenEngine(str(tiny_model_dir), fast=fast, device="cpu")
     engine.load()
     layers = engine._model.decoder.model.decoder.layers
-    assert all(layer.forward.__func__.__module__ == "generation.lean_layers" for layer in layers)
+    assert all(layer.forward.__func__.__module__ == "generation.model.lean_layers" for layer in layers)

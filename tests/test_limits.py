@@ -8,8 +8,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from generation.engine import MAX_PROMPT_TOKENS, MusicGenEngine
 from generation.errors import OutOfMemory
+from generation.model.engine import MusicGenEngine
+from generation.model.types import MAX_PROMPT_TOKENS
 from generation.settings import GenerationSettings
 from generation.studio import TrackRequest
 from runner import TrackRunner

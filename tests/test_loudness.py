@@ -7,8 +7,8 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample
 
+from generation.audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
 from generation.errors import InvalidInputError
-from generation.loudness import apply_gain_db, normalise_loudness, stems_gain_db
 
 RATE = 32_000
 CHORDS = ((220.0, 277.18, 329.63), (196.0, 246.94, 293.66), (174.61, 220.0, 261.63), (196.0, 246.94, 329.63))

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from generation.audio_input import load_audio
+from generation.audio.uploads import load_audio
 from generation.errors import InvalidInputError, ModelLoadError
 from generation.melody import (
     MAJOR_PROFILE,
     PITCH_CLASSES,
-    ChromaExtractor,
-    chroma_picture,
     describe_pitch,
     estimate_key,
+    picture_and_description,
     pitch_profile,
 )
+from generation.model.chroma import ChromaExtractor
 from tests.audio_factory import C_MAJOR_SCALE, hum, tone, write_audio
 from tests.tiny_melody_model import PREPROCESSOR_CONFIG
 
@@ -249,7 +249,7 @@ def test_silence_is_described_as_silent():
 
 
 def test_chroma_picture_is_an_rgb_image_for_gradio():
-    image = chroma_picture(hum(C_MAJOR_SCALE, note_seconds=0.4, rate=RATE), RATE)
+    image, _ = picture_and_description(hum(C_MAJOR_SCALE, note_seconds=0.4, rate=RATE), RATE)
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     assert image.shape[0] >= 200 and image.shape[1] >= 400
     assert image.std() > 10  # not a blank canvas

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from generation.engine import Melody, MusicGenEngine
 from generation.errors import InvalidInputError
+from generation.model.engine import MusicGenEngine
+from generation.model.types import Melody
 from generation.settings import GenerationSettings
 from generation.studio import TrackRequest
 from tests.audio_factory import hum, with_silence, write_audio

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 
-from generation.pictures import STEM_COLOURS, stems_picture, track_picture
+from generation.audio.pictures import STEM_COLOURS, stems_picture, track_picture
 from tests.test_loudness import music_like
 
 RATE = 32_000

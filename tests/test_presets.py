@@ -14,7 +14,6 @@ import pytest
 from generation.errors import InvalidInputError
 from generation.presets import (
     BUILTIN_DIR,
-    ENV_VAR,
     Preset,
     PresetSettings,
     PresetTags,
@@ -269,7 +268,7 @@ def test_non_toml_files_in_a_preset_folder_are_ignored(tmp_path):
 
 def test_user_folder_is_read_from_the_environment_variable(tmp_path, monkeypatch):
     write_preset(tmp_path, "my-style")
-    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    monkeypatch.setenv("MOODTAPE_PRESETS_DIR", str(tmp_path))
     assert "my-style" in load_presets()
 
 
@@ -278,7 +277,7 @@ def test_explicit_folder_replaces_the_environment_variable(tmp_path, monkeypatch
     (tmp_path / "arg").mkdir()
     write_preset(tmp_path / "env", "from-env")
     write_preset(tmp_path / "arg", "from-arg")
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    monkeypatch.setenv("MOODTAPE_PRESETS_DIR", str(tmp_path / "env"))
     library = load_presets(extra_dir=tmp_path / "arg")
     assert "from-arg" in library and "from-env" not in library
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from generation.audio.export import export_stems, read_metadata
+from generation.audio.stems import STEMS_MODEL_ENV, StemSeparator
 from generation.errors import GenerationCancelled, InvalidInputError, ModelLoadError
-from generation.exports import export_stems, read_metadata
-from generation.stems import STEMS_MODEL_ENV, StemSeparator
 from tests.test_loudness import music_like
 from tests.tiny_demucs import SOURCES, build_tiny_demucs, save_tiny_demucs
 
@@ -60,7 +60,7 @@ def test_stems_are_written_as_named_24_bit_wavs_and_one_zip_with_the_recipe(ster
         stereo_stems,
         RATE,
         folder=tmp_path,
-        stem_name="moodtape_rainy_seed7",
+        file_name="moodtape_rainy_seed7",
         metadata=METADATA,
         recipe_json=RECIPE_JSON,
     )
@@ -85,7 +85,7 @@ def test_stems_are_written_as_named_24_bit_wavs_and_one_zip_with_the_recipe(ster
 
 def test_stems_can_be_written_at_48k(stereo_stems, tmp_path):
     paths = export_stems(
-        stereo_stems, RATE, folder=tmp_path, stem_name="t", target_rate=48_000, metadata={}, recipe_json="{}"
+        stereo_stems, RATE, folder=tmp_path, file_name="t", target_rate=48_000, metadata={}, recipe_json="{}"
     )
 
     data, rate = sf.read(paths["drums"])

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from generation.errors import InvalidInputError
-from generation.storage import MAX_AGE_ENV, MAX_MB_ENV, MIB, OutputStore
+from generation.storage import MIB, OutputStore
+
+MAX_MB_ENV, MAX_AGE_ENV = "MOODTAPE_OUTPUT_MAX_MB", "MOODTAPE_OUTPUT_MAX_AGE_H"
 
 HOUR = 3600.0
 NOW = time.time()
@@ -141,7 +143,7 @@ def test_limits_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(MAX_MB_ENV, "512")
     monkeypatch.setenv(MAX_AGE_ENV, "1.5")
 
-    store = OutputStore.from_env(tmp_path / "outputs")
+    store = OutputStore.from_config(tmp_path / "outputs")
 
     assert store.max_bytes == 512 * MIB and store.max_age_seconds == 1.5 * HOUR
     assert store.min_keep_seconds == HOUR
@@ -151,7 +153,7 @@ def test_defaults_apply_when_the_environment_is_silent(tmp_path, monkeypatch):
     monkeypatch.delenv(MAX_MB_ENV, raising=False)
     monkeypatch.delenv(MAX_AGE_ENV, raising=False)
 
-    store = OutputStore.from_env(tmp_path / "outputs")
+    store = OutputStore.from_config(tmp_path / "outputs")
 
     assert store.max_bytes == 2048 * MIB and store.max_age_seconds == 24 * HOUR
 
@@ -161,4 +163,4 @@ def test_a_bad_limit_in_the_environment_is_refused_naming_the_variable(tmp_path,
     monkeypatch.setenv(MAX_MB_ENV, value)
 
     with pytest.raises(InvalidInputError, match=rf"{MAX_MB_ENV} must be a positive number of megabytes"):
-        OutputStore.from_env(tmp_path / "outputs")
+        OutputStore.from_config(tmp_path / "outputs")

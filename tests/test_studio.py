@@ -49,19 +49,7 @@ def test_recipe_records_everything_that_made_the_track(studio, tiny_model_dir):
 def test_the_same_recipe_gives_the_same_audio(studio, tmp_path):
     first = studio.make_track(TrackRequest(prompt="lofi beat", duration=1.5))  # random seed
     recipe = Recipe.load(first.recipe_path)
-    s = recipe.settings
-    again = studio.make_track(
-        TrackRequest(
-            prompt=s.prompt,
-            duration=s.duration,
-            seed=s.seed,
-            temperature=s.temperature,
-            top_k=s.top_k,
-            top_p=s.top_p,
-            guidance_scale=s.guidance_scale,
-        ),
-        destination=tmp_path / "again.wav",
-    )
+    again = studio.make_track(TrackRequest.from_recipe(recipe), destination=tmp_path / "again.wav")
     a, _ = sf.read(first.wav_path, dtype="float32")
     b, _ = sf.read(again.wav_path, dtype="float32")
     np.testing.assert_array_equal(a, b)

@@ -9,101 +9,37 @@ the last; new audio can be streamed to a callback while the rest is made.
 from __future__ import annotations
 
 import contextlib
-import copy
-import itertools
 import logging
-import os
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import GenerationCancelled, InvalidInputError, ModelLoadError, OutOfMemory
-from .settings import GenerationSettings
+from ..config import ServerConfig
+from ..errors import GenerationCancelled, InvalidInputError, OutOfMemory
+from ..settings import GenerationSettings
+from .codes import join, undelay, window_seed
+from .loading import load_checkpoint, pick_device, prepare_for_generation, shared_weights_copy
+from .model_thread import on_model_thread
+from .types import (
+    MAX_PROMPT_TOKENS,
+    MELODY,
+    TEXT,
+    AudioCallback,
+    GeneratedAudio,
+    Melody,
+    ProgressCallback,
+)
 
-DEFAULT_TEXT_MODEL = "facebook/musicgen-small"
-DEFAULT_MELODY_MODEL = "facebook/musicgen-melody"
-TEXT_MODEL_ENV = "MUSICGEN_MODEL"
+TEXT_MODEL_ENV = "MUSICGEN_MODEL"  # named in load-failure messages
 MELODY_MODEL_ENV = "MUSICGEN_MELODY_MODEL"
-DEVICE_ENV = "MOODTAPE_DEVICE"  # force "cpu", "cuda" or "mps"
-FAST_ENV = "MOODTAPE_FAST_CPU"  # "1": int8 weights for the decoder's linear layers on CPU (faster, slightly different)
-MAX_BATCH_ENV = "MOODTAPE_MAX_BATCH"  # most requests generated together in one batch
-TEXT, MELODY = "text", "melody"  # model families: text-conditioned, or text plus a melody's chroma
 WINDOW_SECONDS = 30.0  # MusicGen's training window; longer tracks are continued window by window
 EXTEND_STRIDE_SECONDS = 18.0  # new audio per continuation window; the other 12 s are the prompt (as audiocraft)
 BATCH_GATHER_SECONDS = 0.05  # a batch leader waits this long for requests arriving at the same moment
-DEFAULT_MAX_BATCH = 4  # 2 CPU cores: 4 at once gave 1.8x the throughput of one at a time
-MAX_PROMPT_TOKENS = 256  # MusicGen was trained on short descriptions; longer prompts are cut to this many tokens
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int], None]  # (steps done, steps in total)
-AudioCallback = Callable[[np.ndarray], None]  # new audio [channels, samples] while streaming
-
-
-@dataclass(frozen=True)
-class Melody:
-    """A melody to follow: clean mono float32 samples and their rate (see ``audio_input.load_audio``)."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-
-@dataclass(frozen=True)
-class GeneratedAudio:
-    """What one generation returns: audio as ``[channels, samples]`` float32 and how it was made."""
-
-    audio: np.ndarray
-    sample_rate: int
-    settings: GenerationSettings  # with the seed actually used
-    model_id: str
-    model_revision: str | None
-    device: str
-    dtype: str
-    seconds_taken: float
-    codes: np.ndarray | None = None  # EnCodec token ids [codebooks, frames], delay pattern removed
-    mode: str = "exact"  # "exact", or "fast" (int8 decoder weights)
-    batch_size: int = 1  # requests generated together with this one
-    windows: int = 1  # 30 s windows it took
-    notes: tuple[str, ...] = ()  # what the person should know: a prompt cut to what the encoder reads, ...
-
-    @property
-    def duration(self) -> float:
-        return self.audio.shape[-1] / self.sample_rate
-
-
-def pick_device() -> str:
-    """Choose CUDA, then Apple MPS, then CPU, unless MOODTAPE_DEVICE says otherwise."""
-    import torch
-
-    forced = os.environ.get(DEVICE_ENV, "").strip().lower()
-    if forced:
-        return forced
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def text_model_id() -> str:
-    """The text model to use: ``MUSICGEN_MODEL`` (hub id or folder) or musicgen-small."""
-    return os.environ.get(TEXT_MODEL_ENV, "").strip() or DEFAULT_TEXT_MODEL
-
-
-def melody_model_id() -> str:
-    """The melody model to use: ``MUSICGEN_MELODY_MODEL`` (hub id or folder) or musicgen-melody."""
-    return os.environ.get(MELODY_MODEL_ENV, "").strip() or DEFAULT_MELODY_MODEL
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(eq=False)
@@ -138,10 +74,10 @@ class MusicGenEngine:
     ``model_id`` is a Hugging Face hub id or a local folder holding a checkpoint
     saved with ``save_pretrained`` (config, weights, tokenizer, processor).
     ``family`` is ``"text"`` (MusicGen) or ``"melody"`` (MusicGen-Melody, which
-    also follows a hummed or played melody). ``fast`` (default: ``MOODTAPE_FAST_CPU``)
-    stores the decoder's linear layers as int8 on CPU: about twice as fast, and the
-    audio differs slightly from the exact path. ``max_batch`` (default:
-    ``MOODTAPE_MAX_BATCH`` or 4) caps how many concurrent requests run as one batch.
+    also follows a hummed or played melody). ``fast`` stores the decoder's linear
+    layers as int8 on CPU: about twice as fast, and the audio differs slightly from
+    the exact path. ``max_batch`` caps how many concurrent requests run as one batch.
+    What is not given comes from ``config`` (default: ``ServerConfig.from_env()``).
     """
 
     def __init__(
@@ -155,18 +91,20 @@ class MusicGenEngine:
         max_batch: int | None = None,
         window_seconds: float = WINDOW_SECONDS,
         extend_stride: float = EXTEND_STRIDE_SECONDS,
+        config: ServerConfig | None = None,
     ):
         if family not in (TEXT, MELODY):
             raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
         if not 0 < extend_stride < window_seconds:
             raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
+        self.config = config or ServerConfig.from_env()
         self.family = family
-        self.model_id = model_id or (text_model_id() if family == TEXT else melody_model_id())
+        self.model_id = model_id or (self.config.text_model if family == TEXT else self.config.melody_model)
         self.revision = revision
-        self.fast = _env_flag(FAST_ENV) if fast is None else fast
-        self.max_batch = max(1, max_batch or int(os.environ.get(MAX_BATCH_ENV, "") or DEFAULT_MAX_BATCH))
+        self.fast = self.config.fast_cpu if fast is None else fast
+        self.max_batch = max(1, max_batch or self.config.max_batch)
         self.window_seconds, self.extend_stride = window_seconds, extend_stride
-        self._device = device
+        self._device = device or self.config.device
         self._model: Any = None
         self._processor: Any = None
         self._generate_lock = threading.Lock()  # held while this engine's batches run
@@ -180,7 +118,7 @@ class MusicGenEngine:
     @property
     def device(self) -> str:
         if self._device is None:
-            self._device = pick_device()
+            self._device = pick_device(self.config.device)
         return self._device
 
     @property
@@ -211,15 +149,10 @@ class MusicGenEngine:
         The engine works on its own copy of the module tree, sharing the weight tensors: the
         caller's model stays exactly as it was (the benchmark's plain baseline runs it).
         """
-        from .lean_layers import lean_layers
-
         engine = cls(model_id, **options)
-        model = _shared_weights_copy(model).to(engine.device).eval()
-        if engine.mode == "fast":  # on the model thread: see _ModelThread
-            model.decoder = on_model_thread(quantize_decoder, model.decoder)
-        else:
-            lean_layers(model.decoder)
-        engine._model, engine._processor = model, processor
+        copied = shared_weights_copy(model)
+        engine._model = on_model_thread(prepare_for_generation, copied, engine.device, engine.mode == "fast")
+        engine._processor = processor
         return engine
 
     def load(self) -> None:
@@ -237,34 +170,15 @@ class MusicGenEngine:
             self._model = self._processor = None
 
     def _load(self) -> tuple[Any, Any]:
-        import torch
-
-        device = self.device
-        dtype = torch.float16 if device == "cuda" else torch.float32
-        started = time.perf_counter()
-        try:
-            if self.family == TEXT:
-                from transformers import AutoProcessor, MusicgenForConditionalGeneration
-
-                processor = AutoProcessor.from_pretrained(self.model_id, revision=self.revision)
-                model_class = MusicgenForConditionalGeneration
-            else:
-                from transformers import MusicgenMelodyForConditionalGeneration
-
-                processor = MelodyProcessor.from_pretrained(self.model_id, revision=self.revision)
-                model_class = MusicgenMelodyForConditionalGeneration
-            model = model_class.from_pretrained(self.model_id, revision=self.revision, dtype=dtype)
-        except Exception as e:  # transformers raises OSError, ValueError, HF hub errors...
-            env = TEXT_MODEL_ENV if self.family == TEXT else MELODY_MODEL_ENV
-            raise ModelLoadError(_load_failure_message(self.model_id, e, env)) from e
-        from .lean_layers import lean_layers
-
-        model = model.to(device).eval()
-        model.decoder = quantize_decoder(model.decoder) if self.mode == "fast" else lean_layers(model.decoder)
-        log.info(
-            "Loaded %s on %s (%s, %s) in %.1f s", self.model_id, device, dtype, self.mode, time.perf_counter() - started
+        return load_checkpoint(
+            self.model_id,
+            self.family,
+            revision=self.revision,
+            device=self.device,
+            fast=self.mode == "fast",
+            env=TEXT_MODEL_ENV if self.family == TEXT else MELODY_MODEL_ENV,
+            offline=self.config.hub_offline,
         )
-        return model, processor
 
     def generate(
         self,
@@ -400,7 +314,7 @@ class MusicGenEngine:
                 [window_job], new_frames, prompt=prompt, streamers=[streamer], earlier=codes, decode=False
             )
             new = window_codes[0] if prompt is None else window_codes[0][:, prompt.shape[-1] :]
-            codes = new if codes is None else _cat(codes, new)
+            codes = new if codes is None else join(codes, new)
             done_steps += new_frames + self._num_codebooks - 1
             log.info("Long-form window %d/%d done: %.1f s of audio so far", index + 1, len(plan), codes.shape[-1] / fps)
         if streamer is not None:
@@ -432,6 +346,7 @@ class MusicGenEngine:
         from transformers.generation.logits_process import LogitsProcessorList
         from transformers.generation.stopping_criteria import StoppingCriteriaList
 
+        from .decoding import stream_hook, without_decoding
         from .kvcache import in_place_appends
         from .sampling import RowControl, SeededSampler, StepWatcher
 
@@ -457,7 +372,7 @@ class MusicGenEngine:
         controls = [RowControl(steps, job.on_progress, job.cancel) for job in jobs]
         for i, streamer in enumerate(streamers):
             if streamer is not None:
-                controls[i].on_tokens = _stream_hook(
+                controls[i].on_tokens = stream_hook(
                     streamer,
                     slice(i * rows, (i + 1) * rows),
                     self._num_codebooks,
@@ -466,9 +381,9 @@ class MusicGenEngine:
                     earlier,
                 )
         watcher = StepWatcher(controls)
-        settings = [replace(job.settings, seed=_window_seed(job.settings.seed, prompt_frames)) for job in jobs]
+        settings = [replace(job.settings, seed=window_seed(job.settings.seed, prompt_frames)) for job in jobs]
         sampler = SeededSampler(settings, rows, self.device)
-        skip = _without_decoding(model.audio_encoder) if not decode else contextlib.nullcontext()
+        skip = without_decoding(model.audio_encoder) if not decode else contextlib.nullcontext()
         with torch.inference_mode(), in_place_appends(), skip:
             audio = model.generate(
                 **inputs,
@@ -479,7 +394,7 @@ class MusicGenEngine:
                 stopping_criteria=StoppingCriteriaList([watcher]),
             )
         total = prompt_frames + new_frames
-        codes = _undelay(watcher.last_ids, total, self._audio_channels, rows).reshape(len(jobs), rows, total)
+        codes = undelay(watcher.last_ids, total, self._audio_channels, rows).reshape(len(jobs), rows, total)
         if prompt is not None:  # the raw ids hold sampled tokens where the delay mask later restores the prompt
             codes[:, :, :prompt_frames] = prompt.to(codes.device).reshape(len(jobs), rows, prompt_frames)
         arrays = [audio[i].float().cpu().numpy() for i in range(len(jobs))]
@@ -503,26 +418,6 @@ class MusicGenEngine:
         )
 
 
-@contextlib.contextmanager
-def _without_decoding(codec: Any) -> Iterator[None]:
-    """Within the block, ``codec.decode`` returns no audio.
-
-    ``generate`` always decodes what it made; a long track's windows would each decode up to 30 s
-    that is thrown away (measured: 1.7 s for a 14 s window on 2 cores), as the track is decoded whole.
-    """
-    from types import SimpleNamespace
-
-    def no_audio(audio_codes, *args, **kwargs):
-        batch = audio_codes.shape[1]  # codes are [chunks, batch, codebooks, frames]
-        return SimpleNamespace(audio_values=audio_codes.new_zeros((batch, 1, 0), dtype=codec.dtype))
-
-    codec.decode = no_audio
-    try:
-        yield
-    finally:
-        del codec.decode  # the class's own method again
-
-
 def _is_out_of_memory(error: BaseException) -> bool:
     import torch
 
@@ -530,83 +425,6 @@ def _is_out_of_memory(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-class _ModelThread:
-    """One long-lived thread for all model work.
-
-    torch's OpenMP threads run fastest for the first thread that uses them: on 2 cores a
-    2 s musicgen-small clip took 7.8 s there and 10.7 s from any other thread (whose work
-    competes with the first team's spinning workers). So loading and generation always
-    run here; request threads queue work and wait. It also keeps two loads from running
-    at once, which corrupts transformers' global meta-device state.
-    """
-
-    def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if threading.current_thread() is self._thread:
-            return fn(*args, **kwargs)
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="moodtape-model", daemon=True)
-                self._thread.start()
-        future: Future = Future()
-        self._tasks.put((future, fn, args, kwargs))
-        return future.result()
-
-    def _serve(self) -> None:
-        while True:
-            future, fn, args, kwargs = self._tasks.get()
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as e:  # handed to the waiting caller
-                future.set_exception(e)
-
-
-_MODEL_THREAD = _ModelThread()
-
-
-def on_model_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn`` on the model thread (at once if already there) and return its result."""
-    return _MODEL_THREAD.run(fn, *args, **kwargs)
-
-
-def quantize_decoder(decoder: Any) -> Any:
-    """Fast mode's decoder, changed in place: joined QKV projections, int8 linear layers, lean layers.
-
-    The float weight tensors are only read, so a decoder sharing them with another model may be passed.
-    Weights are int8 with a scale per output channel; activations are quantised per call.
-    """
-    import warnings
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    from .lean_layers import join_qkv, lean_layers
-
-    join_qkv(decoder)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch.ao's deprecation notice; still the fastest CPU int8 path
-        warnings.simplefilter("ignore", DeprecationWarning)
-        quantized = quantize_dynamic(
-            decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-        )
-    return lean_layers(quantized)
-
-
-def _shared_weights_copy(module: Any) -> Any:
-    """A copy of a module tree whose parameters and buffers are the original tensors (no weights are copied)."""
-    shared = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
-    return copy.deepcopy(module, shared)
-
-
-def _window_seed(seed: int, prompt_frames: int) -> int:
-    """Each continuation window draws from its own stream, derived from the request's seed."""
-    return seed if prompt_frames == 0 else (seed * 1_000_003 + prompt_frames) % (2**31 - 1)
 
 
 def _offset_progress(callback: ProgressCallback | None, before: int, total: int) -> ProgressCallback | None:
@@ -629,86 +447,3 @@ def _stream_for(job: _Job, model: Any):
     from .decoding import StreamingDecoder
 
     return StreamingDecoder(model.audio_encoder, job.on_audio, channels=int(model.decoder.config.audio_channels))
-
-
-def _stream_hook(streamer, rows: slice, codebooks: int, channels: int, prompt_frames: int, earlier):
-    """A per-step callback that hands one request's complete frames so far to its streaming decoder."""
-
-    def on_tokens(ids, step: int) -> None:
-        streamer.update(_frames_so_far(ids[rows], step - codebooks + 1, channels, prompt_frames, earlier))
-
-    return on_tokens
-
-
-def _cat(a, b):
-    import torch
-
-    return torch.cat([a, b], dim=-1)
-
-
-def _frames_so_far(ids, new_complete: int, channels: int, prompt_frames: int, earlier=None):
-    """All codes so far: ``earlier`` windows' codes, then this window's new frames complete in every codebook."""
-    new = _undelay(ids, max(0, new_complete), channels, start=prompt_frames)
-    return new if earlier is None else _cat(earlier, new)
-
-
-def _undelay(ids: Any, frames: int, channels: int, rows_per_request: int | None = None, start: int = 0):
-    """Frames ``start:start + frames`` per codebook, without MusicGen's delay pattern (codebook k starts k late).
-
-    ``ids`` is ``[batch * rows, 1 + steps]`` (BOS first); returns ``[batch * rows, frames]``.
-    """
-    import torch
-
-    per_request = rows_per_request or ids.shape[0]
-    delays = [(r % per_request) // channels for r in range(ids.shape[0])]
-    return torch.stack([ids[r, 1 + d + start : 1 + d + start + frames] for r, d in enumerate(delays)])
-
-
-class MelodyProcessor:
-    """MusicGen-Melody's inputs without torchaudio: T5 tokens plus our own chroma (see ``melody.py``)."""
-
-    def __init__(self, tokenizer: Any, extractor: Any):
-        self.tokenizer, self.extractor = tokenizer, extractor
-
-    @classmethod
-    def from_pretrained(cls, model_id: str, revision: str | None = None) -> MelodyProcessor:
-        from transformers import AutoTokenizer
-
-        from .melody import ChromaExtractor
-
-        folder = Path(model_id).expanduser()
-        if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(model_id, revision=revision, allow_patterns=["*.json"]))
-        return cls(AutoTokenizer.from_pretrained(model_id, revision=revision), ChromaExtractor.from_pretrained(folder))
-
-    def __call__(self, prompts: list[str], melodies: list[Melody | None]) -> Any:
-        inputs = self.tokenizer(
-            prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
-        )
-        given = [m for m in melodies if m is not None]
-        if given:
-            if len(given) != len(melodies):
-                raise ValueError("a batch must give a melody for every request or for none")
-            rate = given[0].sample_rate
-            inputs["input_features"] = self.extractor([m.samples for m in given], rate)
-        return inputs
-
-
-def _load_failure_message(model_id: str, error: Exception, env: str = TEXT_MODEL_ENV) -> str:
-    text = str(error).strip()
-    reason = text.splitlines()[0].rstrip(".") if text else type(error).__name__
-    if Path(model_id).expanduser().exists():
-        return (
-            f"Could not load the MusicGen model from the folder '{model_id}': {reason}. "
-            "The folder must hold a checkpoint saved with save_pretrained (config.json, weights, "
-            f"tokenizer and processor files); point {env} at such a folder."
-        )
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    where = "offline mode is on (HF_HUB_OFFLINE)" if offline else "it is not cached here and could not be downloaded"
-    return (
-        f"Could not load the MusicGen model '{model_id}': {where} ({reason}). "
-        f"Download it once on a machine with network (`hf download {model_id}`, or run the app there once), "
-        f"or set {env} to a local folder that holds the model."
-    )

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
+from .arrays import check_audio
 
 DEFAULT_TARGET_LUFS = -14.0  # streaming services' reference level
 DEFAULT_CEILING_DBTP = -1.0  # true-peak ceiling that survives lossy encoding (EBU R128 / AES TD1008)
@@ -78,7 +79,7 @@ def normalise_loudness(
     kept under the ceiling. Returns float32 audio and a ``LoudnessReport``.
     """
     # 1. Check inputs
-    audio = _check_audio(audio)
+    audio = check_audio(audio)
     if target_lufs is not None and not TARGET_RANGE_LUFS[0] <= target_lufs <= TARGET_RANGE_LUFS[1]:
         low, high = TARGET_RANGE_LUFS
         raise InvalidInputError(f"target loudness must be between {low:g} and {high:g} LUFS, got {target_lufs}.")
@@ -177,17 +178,6 @@ def stems_gain_db(stems: Mapping[str, np.ndarray], gain_db: float, ceiling_dbtp:
     """
     loudest = max((true_peak_dbtp(stem) for stem in stems.values()), default=-math.inf)
     return min(gain_db, ceiling_dbtp - loudest) if math.isfinite(loudest) else gain_db
-
-
-def _check_audio(audio: np.ndarray) -> np.ndarray:
-    audio = np.asarray(audio)
-    if audio.ndim != 2 or audio.shape[0] not in (1, 2):
-        raise InvalidInputError(f"audio must be [channels, samples] with 1 or 2 channels, got shape {audio.shape}.")
-    if not np.issubdtype(audio.dtype, np.floating):
-        raise InvalidInputError(f"audio must be floating point in [-1, 1], got {audio.dtype}.")
-    if not np.all(np.isfinite(audio)):
-        raise InvalidInputError("audio holds NaN or infinite samples; it cannot be normalised.")
-    return np.ascontiguousarray(audio, dtype=np.float32)
 
 
 def _gain(audio: np.ndarray, gain_db: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Pictures of a result: waveform over a log-frequency spectrogram, and one waveform row per stem.
+"""Pictures of a result: waveform over a log-frequency spectrogram, one waveform row per stem, a melody's chroma.
 
 Drawn with matplotlib's Agg canvas directly (no pyplot, no global state, safe from
 worker threads) and returned as RGB ``uint8`` arrays ``[height, width, 3]``. The
@@ -31,6 +31,7 @@ STEM_COLOURS = {  # one colour per stem, also used by tests to find each row
     "piano": "#66a182",
 }
 FALLBACK_COLOURS = ("#8d6a9f", "#4c956c", "#c17c74", "#5c80bc")
+CHROMA_PICTURE_PX = (800, 300)  # width, height of the chroma picture
 
 
 def track_picture(audio: np.ndarray, sample_rate: int, title: str = "") -> np.ndarray:
@@ -91,6 +92,34 @@ def stems_picture(stems: Mapping[str, np.ndarray], sample_rate: int, title: str 
     if title:
         axes[0].set_title(title, fontsize=11)
     figure.tight_layout(pad=0.6)
+    return _render(figure)
+
+
+def chroma_picture(
+    chroma: np.ndarray, sounding: np.ndarray, frame_seconds: float, labels: tuple[str, ...], title: str = ""
+) -> np.ndarray:
+    """Pitch class against time: ``chroma`` ``[frames, classes]`` (each frame's largest value 1) as colour.
+
+    Frames where ``sounding`` is false stay dark; white dots mark each sounding frame's loudest class,
+    the one-hot pitch class the model is given.
+    """
+    from matplotlib.figure import Figure
+
+    width, height = CHROMA_PICTURE_PX
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    axes = figure.add_subplot()
+    times = np.arange(len(chroma)) * frame_seconds
+    classes = chroma.shape[1]
+    extent = (-frame_seconds / 2, times[-1] + frame_seconds / 2, -0.5, classes - 0.5)
+    shown = np.where(sounding[:, None], chroma, 0.0)
+    axes.imshow(shown.T, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=0.0, vmax=1.0)
+    axes.scatter(times[sounding], chroma.argmax(axis=1)[sounding], s=8, c="white", label="given to the model")
+    axes.set_yticks(range(classes))
+    axes.set_yticklabels(labels)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("pitch class")
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
     return _render(figure)
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import GenerationCancelled
-from .settings import GenerationSettings
+from ..errors import GenerationCancelled
+from ..settings import GenerationSettings
 
 CHOSEN, OTHER = 0.0, -1e4  # finite logits: guidance arithmetic on -inf would give NaN
 

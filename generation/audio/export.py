@@ -14,7 +14,7 @@ where it came from:
 * MP3: ID3v2.3 frames TIT2, TPE1, TDRC, COMM (the AI notice), TSSE and
   ``TXXX:moodtape_recipe`` (the recipe JSON).
 
-The recipe also goes beside the audio as ``<stem_name>.recipe.json``. Each file is
+The recipe also goes beside the audio as ``<file_name>.recipe.json``. Each file is
 written under a ``.partial-`` name and renamed into place; if any file of an export
 fails, the files that export already wrote are removed too.
 """
@@ -35,10 +35,11 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
+from .arrays import check_audio, resample
 
 if TYPE_CHECKING:
-    from .recipe import Recipe
+    from ..recipe import Recipe
 
 FORMATS = ("wav", "flac", "mp3")  # what export_track can write; WAV is always among them
 EXPORT_RATES = (44_100, 48_000)  # rates offered besides the track's own
@@ -57,13 +58,13 @@ def export_track(
     sample_rate: int,
     *,
     folder: str | Path,
-    stem_name: str,
+    file_name: str,
     formats: Sequence[str] = ("wav",),
     target_rate: int | None = None,
     metadata: Mapping[str, str],
     recipe_json: str,
 ) -> dict[str, Path]:
-    """Write ``[channels, samples]`` float audio as ``<stem_name>.<format>`` files plus the recipe sidecar.
+    """Write ``[channels, samples]`` float audio as ``<file_name>.<format>`` files plus the recipe sidecar.
 
     Returns ``{"wav": path, "flac": path, "mp3": path, "recipe": path}`` for what was
     written. ``target_rate`` None keeps ``sample_rate``; 44100 or 48000 resample.
@@ -71,8 +72,8 @@ def export_track(
     # 1. Check inputs
     wanted = check_formats(formats)
     rate = check_rate(target_rate, sample_rate)
-    audio = _check_audio(audio)
-    _check_stem_name(stem_name)
+    audio = check_audio(audio)
+    _check_file_name(file_name)
     tags = _check_metadata(metadata, recipe_json)
     folder = Path(folder)
 
@@ -83,8 +84,8 @@ def export_track(
     with _all_or_nothing() as written:
         paths: dict[str, Path] = {}
         for fmt in wanted:
-            paths[fmt] = written(_WRITERS[fmt](folder / f"{stem_name}.{fmt}", audio, rate, tags, recipe_json))
-        paths["recipe"] = written(_write_text(folder / f"{stem_name}{RECIPE_SUFFIX}", recipe_json))
+            paths[fmt] = written(_WRITERS[fmt](folder / f"{file_name}.{fmt}", audio, rate, tags, recipe_json))
+        paths["recipe"] = written(_write_text(folder / f"{file_name}{RECIPE_SUFFIX}", recipe_json))
     return paths
 
 
@@ -93,24 +94,24 @@ def export_stems(
     sample_rate: int,
     *,
     folder: str | Path,
-    stem_name: str,
+    file_name: str,
     target_rate: int | None = None,
     metadata: Mapping[str, str],
     recipe_json: str,
 ) -> dict[str, Path]:
-    """Write each stem as ``<stem_name>_<stem>.wav`` (24-bit) and all of them, with the recipe, in one ZIP.
+    """Write each stem as ``<file_name>_<stem>.wav`` (24-bit) and all of them, with the recipe, in one ZIP.
 
-    Returns ``{"drums": path, ..., "zip": path}``; the ZIP is ``<stem_name>_stems.zip``
-    and holds the WAVs and ``<stem_name>.recipe.json``.
+    Returns ``{"drums": path, ..., "zip": path}``; the ZIP is ``<file_name>_stems.zip``
+    and holds the WAVs and ``<file_name>.recipe.json``.
     """
     # 1. Check inputs
     if not stems:
         raise InvalidInputError("There are no stems to write.")
     rate = check_rate(target_rate, sample_rate)
-    checked = {name: _check_audio(audio) for name, audio in stems.items()}
-    _check_stem_name(stem_name)
+    checked = {name: check_audio(audio) for name, audio in stems.items()}
+    _check_file_name(file_name)
     for name in checked:
-        _check_stem_name(f"{stem_name}_{name}")
+        _check_file_name(f"{file_name}_{name}")
     tags = _check_metadata(metadata, recipe_json)
     folder = Path(folder)
 
@@ -118,14 +119,14 @@ def export_stems(
     with _all_or_nothing() as written:
         paths: dict[str, Path] = {}
         for name, audio in checked.items():
-            stem_tags = {**tags, "title": f"{tags.get('title', stem_name)} ({name})"}
-            target = folder / f"{stem_name}_{name}.wav"
+            stem_tags = {**tags, "title": f"{tags.get('title', file_name)} ({name})"}
+            target = folder / f"{file_name}_{name}.wav"
             paths[name] = written(write_wav(target, resample(audio, sample_rate, rate), rate, stem_tags, recipe_json))
-        zip_path = folder / f"{stem_name}_stems.zip"
+        zip_path = folder / f"{file_name}_stems.zip"
         with _atomic(zip_path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
             for path in paths.values():
                 archive.write(path, arcname=path.name, compress_type=zipfile.ZIP_STORED)  # PCM barely compresses
-            archive.writestr(f"{stem_name}{RECIPE_SUFFIX}", recipe_json, compress_type=zipfile.ZIP_DEFLATED)
+            archive.writestr(f"{file_name}{RECIPE_SUFFIX}", recipe_json, compress_type=zipfile.ZIP_DEFLATED)
         paths["zip"] = written(zip_path)
     return paths
 
@@ -162,18 +163,20 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {**found, "format": fmt}
 
 
-def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
-    """Normalise format names (WAV first and always included); refuse unknown ones."""
+def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """Format names as ``FORMATS`` orders them, WAV always included; text may list several ("wav,mp3").
+
+    Unknown names are refused, naming the first one.
+    """
     if isinstance(formats, str):
-        formats = (formats,)
-    wanted = ["wav"]
+        formats = formats.replace(";", ",").split(",")
+    names = set()
     for fmt in formats:
         name = str(fmt).strip().lower().lstrip(".")
-        if name not in FORMATS:
+        if name and name not in FORMATS:
             raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
-        if name not in wanted:
-            wanted.append(name)
-    return tuple(wanted)
+        names.add(name)
+    return tuple(f for f in FORMATS if f == "wav" or f in names)
 
 
 def check_rate(target_rate: int | None, sample_rate: int) -> int:
@@ -186,19 +189,6 @@ def check_rate(target_rate: int | None, sample_rate: int) -> int:
             f"sample rate must be {allowed} Hz (or the track's own {sample_rate} Hz), got {target_rate!r}."
         )
     return int(target_rate)
-
-
-def resample(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """Resample ``[channels, samples]`` audio with soxr's very-high-quality filter to exactly round(n * new / old)."""
-    if target_rate == sample_rate:
-        return audio
-    import soxr
-
-    length = round(audio.shape[-1] * target_rate / sample_rate)
-    out = soxr.resample(np.ascontiguousarray(audio.T), sample_rate, target_rate, quality="VHQ").T
-    if out.shape[-1] < length:
-        out = np.pad(out, ((0, 0), (0, length - out.shape[-1])))
-    return np.ascontiguousarray(out[:, :length], dtype=np.float32)
 
 
 # --- Writers: each takes (path, audio, rate, tags, recipe_json) and returns the path -----------------
@@ -386,18 +376,11 @@ def _parse_ixml(payload: bytes) -> dict[str, str]:
 # --- Checks and file safety -----------------------------------------------------------------------------
 
 
-def _check_audio(audio: np.ndarray) -> np.ndarray:
-    audio = np.asarray(audio)
-    if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:
-        raise InvalidInputError(f"audio must be [channels, samples] with 1 or 2 channels, got shape {audio.shape}.")
-    return np.ascontiguousarray(audio, dtype=np.float32)
-
-
-def _check_stem_name(stem_name: str) -> None:
-    if not stem_name or stem_name.startswith(".") or re.search(r"[/\\\0]", stem_name) or len(stem_name) > 200:
+def _check_file_name(file_name: str) -> None:
+    if not file_name or file_name.startswith(".") or re.search(r"[/\\\0]", file_name) or len(file_name) > 200:
         raise InvalidInputError(
             "file name must be a plain name without folders or a leading dot, at most 200 characters, "
-            f"got {stem_name!r}."
+            f"got {file_name!r}."
         )
 
 

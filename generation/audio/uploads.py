@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError, brief
+from .arrays import resample
 
 MIN_SAMPLE_RATE = 4_000  # Hz; below this even a hum's fundamental is lost
 MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate WAV writers produce
@@ -83,52 +84,6 @@ def load_audio(path: str | Path, target_rate: int, *, max_seconds: float, min_se
     )
 
 
-def from_array(
-    samples: np.ndarray,
-    sample_rate: int,
-    target_rate: int,
-    *,
-    max_seconds: float,
-    min_seconds: float = 1.0,
-    source_name: str = "microphone",
-) -> LoadedAudio:
-    """Clean an in-memory recording, such as Gradio's ``(rate, array)`` microphone value, like ``load_audio``.
-
-    ``samples`` may be float (full scale 1.0) or integer PCM (int16 as Gradio gives, int32, int8, uint8),
-    shaped ``(frames,)``, ``(frames, channels)`` or ``(channels, frames)`` with at most 8 channels.
-    """
-    _check_limits(target_rate, max_seconds, min_seconds)
-    if samples is None:
-        raise InvalidInputError("No recording was given; record or upload some audio first.")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
-        raise InvalidInputError(f"The recording's sample rate must be a whole number of Hz, got {sample_rate!r}.")
-    rate = int(sample_rate)
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise InvalidInputError(
-            f"The recording's sample rate is {rate} Hz; it must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz."
-        )
-    frames = _as_float_frames(np.asarray(samples), source_name)
-    return _clean(
-        frames,
-        rate,
-        target_rate,
-        name=source_name,
-        source_seconds=len(frames) / rate,
-        max_seconds=max_seconds,
-        min_seconds=min_seconds,
-        kind="recording",
-    )
-
-
-def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Band-limited resampling of mono float32 audio with soxr's high-quality filter."""
-    if from_rate == to_rate:
-        return np.asarray(samples, dtype=np.float32)
-    import soxr
-
-    return soxr.resample(np.asarray(samples, dtype=np.float32), from_rate, to_rate, quality="HQ").astype(np.float32)
-
-
 # -- Decoding ------------------------------------------------------------------------------------------------------
 
 
@@ -148,7 +103,7 @@ def _decode(path: Path, max_seconds: float) -> tuple[np.ndarray, int, int]:
                 f"install it (for example `apt-get install ffmpeg`) or upload {SOUNDFILE_FORMATS} instead."
             ) from soundfile_error
         raise InvalidInputError(
-            f"{path.name!r} could not be read as audio ({_short(soundfile_error)}); it may be damaged or not a sound "
+            f"{path.name!r} could not be read as audio ({brief(soundfile_error)}); it may be damaged or not a sound "
             f"file. Upload {SOUNDFILE_FORMATS}, or install ffmpeg to read WebM and M4A recordings."
         ) from soundfile_error
     return _decode_with_ffmpeg(ffmpeg, path, max_seconds)
@@ -201,7 +156,7 @@ def _decode_with_ffmpeg(ffmpeg: str, path: Path, max_seconds: float) -> tuple[np
             raise
         except _soundfile_errors() as e:
             raise InvalidInputError(
-                f"{path.name!r} decoded to no usable audio ({_short(e)}); it may be damaged. Record or export it again."
+                f"{path.name!r} decoded to no usable audio ({brief(e)}); it may be damaged. Record or export it again."
             ) from e
 
 
@@ -215,7 +170,7 @@ def _ffmpeg_failure_message(path: Path, detail: str) -> str:
         return f"{name!r} has no audio track (it looks like an image or a silent video); upload a sound recording."
     if any(sign in lowered for sign in _DAMAGED_SIGNS):
         return f"{name!r} is not a recognised audio file or is damaged; upload WAV, FLAC, OGG, MP3, WebM or M4A audio."
-    detail = _short(detail.replace(str(path), name)) or "ffmpeg failed"
+    detail = brief(detail.replace(str(path), name)) or "ffmpeg failed"
     return f"{name!r} could not be decoded ({detail}); record or export it again."
 
 
@@ -228,11 +183,6 @@ _DAMAGED_SIGNS = (  # ffmpeg's words for input that is not audio, or is cut shor
     "error while decoding",
     "header missing",
 )
-
-
-def _short(error: object, limit: int = 160) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- Cleaning ------------------------------------------------------------------------------------------------------
@@ -320,31 +270,6 @@ def _sound_bounds(mono: np.ndarray, rate: int) -> tuple[int, int]:
     start = max(0, loud[0] * size - margin)
     stop = min(len(mono), (loud[-1] + 1) * size + margin)
     return int(start), int(stop)
-
-
-def _as_float_frames(array: np.ndarray, name: str) -> np.ndarray:
-    """Integer or float samples, 1-D or 2-D, as float32 frames x channels at full scale 1.0."""
-    if array.ndim == 1:
-        array = array[:, None]
-    elif array.ndim == 2:
-        if array.shape[0] <= 8 < array.shape[1]:  # (channels, frames), as torch and librosa lay it out
-            array = array.T
-    else:
-        raise InvalidInputError(
-            f"The recording {name!r} has shape {array.shape}; expected (samples,) or (samples, channels)."
-        )
-    if array.shape[1] > 64:
-        raise InvalidInputError(f"The recording {name!r} has {array.shape[1]} channels; at most 64 are supported.")
-    if array.dtype == np.uint8:
-        return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    if np.issubdtype(array.dtype, np.signedinteger):
-        scale = float(2 ** (8 * array.dtype.itemsize - 1))
-        return (array.astype(np.float64) / scale).astype(np.float32)
-    if np.issubdtype(array.dtype, np.floating):
-        return array.astype(np.float32)
-    raise InvalidInputError(
-        f"The recording {name!r} holds {array.dtype} values; expected integer PCM or floating-point samples."
-    )
 
 
 def _check_limits(target_rate: int, max_seconds: float, min_seconds: float) -> None:

@@ -17,34 +17,29 @@ minutes (demucs' own ``get_model`` retries the hub, then falls back to another s
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import GenerationCancelled, InvalidInputError, ModelLoadError
+from ..config import ServerConfig
+from ..errors import GenerationCancelled, InvalidInputError, ModelLoadError
+from ..hub import WeightsUnavailable, hub_host, hub_reachable, is_local, load_failure_message
+from .arrays import check_audio
 
 DEFAULT_STEMS_MODEL = "htdemucs"
 STEMS_MODEL_ENV = "MOODTAPE_STEMS_MODEL"
 HUB_NAMESPACE = "adefossez"  # where demucs publishes its models on the Hugging Face hub
 OVERLAP = 0.25  # fraction of each segment cross-faded with the next (demucs' default)
-HUB_PROBE_TIMEOUT_S = 3.0  # how long to wait for a TCP connection to the hub before calling it unreachable
+LOCAL_FORM = "a Demucs .safetensors or .th file, or a folder holding a bag (.yaml) and its model files"
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[float], None]  # fraction of the separation done, 0..1
-
-
-def stems_model_id() -> str:
-    """The Demucs model to use: ``MOODTAPE_STEMS_MODEL`` (name, file or folder) or htdemucs."""
-    return os.environ.get(STEMS_MODEL_ENV, "").strip() or DEFAULT_STEMS_MODEL
+SeparationProgress = Callable[[float], None]  # fraction of the separation done, 0..1
 
 
 class StemSeparator:
@@ -55,8 +50,9 @@ class StemSeparator:
     count and length.
     """
 
-    def __init__(self, model_id: str | None = None, *, device: str | None = None):
-        self.model_id = model_id or stems_model_id()
+    def __init__(self, model_id: str | None = None, *, device: str | None = None, config: ServerConfig | None = None):
+        self.config = config or ServerConfig.from_env()
+        self.model_id = model_id or self.config.stems_model
         self._device = device
         self._model: Any = None
         self._load_lock = threading.Lock()
@@ -76,10 +72,10 @@ class StemSeparator:
     @property
     def device(self) -> str:
         if self._device is None:
-            from .engine import pick_device
+            from ..model.loading import pick_device
 
             # Demucs' complex STFT is not supported on Apple's MPS backend in every torch release
-            self._device = "cuda" if pick_device() == "cuda" else "cpu"
+            self._device = "cuda" if pick_device(self.config.device) == "cuda" else "cpu"
         return self._device
 
     @property
@@ -100,7 +96,7 @@ class StemSeparator:
             if self._model is not None:
                 return
             started = time.perf_counter()
-            model = _load_demucs(self.model_id)
+            model = _load_demucs(self.model_id, self.config)
             self._model = model.to(self.device).eval()
             log.info("Loaded Demucs %s on %s in %.1f s", self.model_id, self.device, time.perf_counter() - started)
 
@@ -114,7 +110,7 @@ class StemSeparator:
         audio: np.ndarray,
         sample_rate: int,
         *,
-        on_progress: ProgressCallback | None = None,
+        on_progress: SeparationProgress | None = None,
         cancel: threading.Event | None = None,
     ) -> dict[str, np.ndarray]:
         """Split ``[channels, samples]`` float audio into stems of the same shape and rate.
@@ -122,11 +118,7 @@ class StemSeparator:
         Raises ``GenerationCancelled`` when ``cancel`` is set while it runs.
         """
         # 1. Check inputs
-        audio = np.asarray(audio)
-        if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:
-            raise InvalidInputError(f"audio must be [channels, samples] with 1 or 2 channels, got shape {audio.shape}.")
-        if not np.all(np.isfinite(audio)):
-            raise InvalidInputError("audio holds NaN or infinite samples; it cannot be split into stems.")
+        audio = check_audio(audio)
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 8_000:
             raise InvalidInputError(f"sample rate must be a whole number of Hz, at least 8000, got {sample_rate!r}.")
         self.load()
@@ -135,7 +127,7 @@ class StemSeparator:
         import torch
         from demucs.apply import apply_model
 
-        from .exports import resample
+        from .arrays import resample
 
         # 2. Match the model: its rate and channel count (a mono track is played to both ears)
         channels, samples = audio.shape
@@ -178,7 +170,7 @@ class StemSeparator:
 class _SegmentWatcher:
     """demucs' apply_model callback: reports the fraction of segments done and raises on cancel."""
 
-    def __init__(self, total: int, on_progress: ProgressCallback | None, cancel: threading.Event | None):
+    def __init__(self, total: int, on_progress: SeparationProgress | None, cancel: threading.Event | None):
         self.total, self.on_progress, self.cancel = max(total, 1), on_progress, cancel
         self.done = 0
 
@@ -204,19 +196,14 @@ def _segments_total(model: Any, length: int) -> int:
 # --- Loading --------------------------------------------------------------------------------------------
 
 
-class _Unavailable(Exception):
-    """The weights are not here and cannot be fetched; the message says why."""
-
-
-def _load_demucs(model_id: str) -> Any:
+def _load_demucs(model_id: str, config: ServerConfig) -> Any:
     """Load a Demucs model or bag from a local file or folder, or by name from the hub (cache first)."""
-    path = Path(model_id).expanduser()
     try:
-        if path.exists():
-            return _load_local(path)
-        return _load_from_hub(model_id)
+        if is_local(model_id):
+            return _load_local(Path(model_id).expanduser())
+        return _load_from_hub(model_id, config)
     except (Exception, SystemExit) as e:  # demucs calls sys.exit() for a quantised model without diffq
-        raise ModelLoadError(_load_failure_message(model_id, e)) from e
+        raise ModelLoadError(_load_failure_message(model_id, e, config)) from e
 
 
 def _load_local(path: Path) -> Any:
@@ -229,7 +216,7 @@ def _load_local(path: Path) -> Any:
         preferred = [bag for bag in bags if bag.stem == DEFAULT_STEMS_MODEL]
         if not preferred:
             names = ", ".join(bag.name for bag in bags)
-            raise _Unavailable(f"the folder holds several bags ({names}); point at one model file instead")
+            raise WeightsUnavailable(f"the folder holds several bags ({names}); point at one model file instead")
         bags = preferred
     if bags:
         import yaml
@@ -239,7 +226,7 @@ def _load_local(path: Path) -> Any:
         return BagOfModels(models, bag.get("weights"), bag.get("segment"))
     files = sorted([*path.glob("*.safetensors"), *path.glob("*.th")])
     if len(files) != 1:
-        raise _Unavailable(f"the folder holds {len(files)} model files and no bag .yaml")
+        raise WeightsUnavailable(f"the folder holds {len(files)} model files and no bag .yaml")
     return _load_model_file(files[0])
 
 
@@ -251,7 +238,7 @@ def _model_file(folder: Path, signature: str) -> Path:
     ):
         if candidate.is_file():
             return candidate
-    raise _Unavailable(f"the bag names the model {signature}, but {folder} has no {signature}.safetensors or .th")
+    raise WeightsUnavailable(f"the bag names the model {signature}, but {folder} has no {signature}.safetensors or .th")
 
 
 def _load_model_file(path: Path) -> Any:
@@ -263,25 +250,25 @@ def _load_model_file(path: Path) -> Any:
         from demucs.states import load_model
 
         return load_model(path)  # a pickle: only load files you trust
-    raise _Unavailable(f"'{path.name}' is neither a .safetensors nor a .th Demucs model file")
+    raise WeightsUnavailable(f"'{path.name}' is neither a .safetensors nor a .th Demucs model file")
 
 
-def _load_from_hub(model_id: str) -> Any:
+def _load_from_hub(model_id: str, config: ServerConfig) -> Any:
     from demucs.apply import BagOfModels
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     repo_id, name = _hub_repo(model_id)
-    offline = _hub_offline()
+    offline = config.hub_offline
 
     def fetch(filename: str) -> str:
         try:
             return hf_hub_download(repo_id, filename, local_files_only=True)
         except LocalEntryNotFoundError:
             if offline:
-                raise _Unavailable("it is not cached here and offline mode is on (HF_HUB_OFFLINE)") from None
-            if not _hub_reachable():
-                raise _Unavailable(f"it is not cached here and {_hub_host()} cannot be reached") from None
+                raise WeightsUnavailable("it is not cached here and offline mode is on (HF_HUB_OFFLINE)") from None
+            if not hub_reachable(config):
+                raise WeightsUnavailable(f"it is not cached here and {hub_host(config)} cannot be reached") from None
             return hf_hub_download(repo_id, filename)
 
     import yaml
@@ -292,44 +279,20 @@ def _load_from_hub(model_id: str) -> Any:
     return BagOfModels(models, bag.get("weights"), bag.get("segment"))
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def _hub_host() -> str:
-    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
-
-
-def _hub_reachable() -> bool:
-    """A quick TCP check, so a machine without network fails now rather than after minutes of retries."""
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # only the proxy knows; let the download try
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        socket.create_connection((_hub_host(), port), timeout=HUB_PROBE_TIMEOUT_S).close()
-    except OSError:
-        return False
-    return True
-
-
-def _load_failure_message(model_id: str, error: BaseException) -> str:
-    text = str(error).strip()
-    reason = text.splitlines()[0].rstrip(".") if text else type(error).__name__
-    if Path(model_id).expanduser().exists():
-        return (
-            f"Stems are unavailable: could not load the Demucs model from '{model_id}': {reason}. "
-            f"Point {STEMS_MODEL_ENV} at a Demucs .safetensors or .th file, or at a folder holding a bag "
-            "(.yaml) and its model files."
-        )
+def _load_failure_message(model_id: str, error: BaseException, config: ServerConfig) -> str:
     if isinstance(error, ImportError):
+        reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         return f"Stems are unavailable: {reason}. Install Demucs with `pip install demucs==4.1.0`."
-    repo, _ = _hub_repo(model_id)
-    return (
-        f"Stems are unavailable: the Demucs model '{model_id}' could not be loaded: {reason}. "
-        f"Download it once on a machine with network (`hf download {repo}`, or make stems there once), "
-        f"or set {STEMS_MODEL_ENV} to a local Demucs model file or folder."
+    message = load_failure_message(
+        model_id,
+        error,
+        what="Demucs model",
+        env=STEMS_MODEL_ENV,
+        local_form=LOCAL_FORM,
+        offline=config.hub_offline,
+        repo=_hub_repo(model_id)[0],
     )
+    return f"Stems are unavailable: {message}"
 
 
 def _hub_repo(model_id: str) -> tuple[str, str]:
