@@ -1,7 +1,7 @@
 """Moodtape's speed and memory, side by side with a plain transformers ``generate`` on the same model.
 
 Builds randomly initialised models of the exact sizes of musicgen-small and musicgen-melody (speed does not
-depend on the weights' values; architecture numbers from the public configs, see shared/FACTS.md), then
+depend on the weights' values; the sizes, and where they come from, are in ``tests/random_musicgen.py``), then
 measures, in one run:
 
 * seconds of compute per second of audio: plain ``generate`` vs Moodtape's exact path and its fast CPU mode,
@@ -35,19 +35,15 @@ import torch
 from generation.model.chroma import ChromaExtractor, MelodyProcessor
 from generation.model.engine import MusicGenEngine
 from generation.model.model_thread import on_model_thread
+from generation.model.types import Melody
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
+from scripts.hums import hum
+from tests.random_musicgen import MELODY, SMALL, TINY, random_musicgen, text_processor, tokenizer
 
 PROMPT = "lo-fi hip hop beat, mellow Rhodes chords, vinyl crackle, 80 BPM"
-ARCHITECTURES = {  # decoder sizes from the public configs
-    "small": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "ffn_dim": 4096},
-    "melody": {"hidden_size": 1536, "num_hidden_layers": 48, "num_attention_heads": 24, "ffn_dim": 6144},
-    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "ffn_dim": 64},
-}
-T5_BASE = {"d_model": 768, "num_layers": 12, "num_heads": 12, "d_ff": 3072, "d_kv": 64, "vocab_size": 32128}
-T5_TINY = {"d_model": 32, "num_layers": 2, "num_heads": 4, "d_ff": 64, "d_kv": 8, "vocab_size": 32128}
-ENCODEC_32K = {"num_filters": 64, "hidden_size": 128, "codebook_dim": 128, "num_lstm_layers": 2}
-ENCODEC_TINY = {"num_filters": 4, "hidden_size": 16, "codebook_dim": 16, "num_lstm_layers": 1}
+MELODY_NOTES = ("A3", "C#4", "E4", "A4") * 4  # a rising arpeggio, hummed for 8 s
+RATE = 32_000  # the hum's sample rate, MusicGen's own
 
 
 @dataclass
@@ -61,69 +57,19 @@ class Row:
     target: str = ""
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """Plain ``generate`` on one text clip: the figure the text rows compare with."""
+
+    seconds: float  # wall seconds for the clip
+    peak: int  # the process's peak resident bytes meanwhile
+
+
 def build(family: str, tiny: bool):
-    """A randomly initialised MusicGen (or MusicGen-Melody) of the real size, with a tokenizer and processor."""
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenMelodyConfig,
-        MusicgenMelodyForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-    )
-
-    from tests.tiny_models import _tokenizer
-
-    arch = ARCHITECTURES["tiny" if tiny else ("small" if family == "text" else "melody")]
-    text = T5Config(**(T5_TINY if tiny else T5_BASE), decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    codec = EncodecConfig(
-        sampling_rate=32_000,
-        audio_channels=1,
-        upsampling_ratios=[8, 5, 4, 4],
-        target_bandwidths=[2.2],
-        codebook_size=2048,
-        use_causal_conv=False,
-        normalize=False,
-        use_conv_shortcut=False,
-        **(ENCODEC_TINY if tiny else ENCODEC_32K),
-    )
-    decoder = dict(
-        vocab_size=2048,
-        num_codebooks=4,
-        max_position_embeddings=2048,
-        audio_channels=1,
-        pad_token_id=2048,
-        bos_token_id=2048,
-        decoder_start_token_id=2048,
-        **arch,
-    )
-    torch.manual_seed(0)
-    tokenizer = _tokenizer()
-    if family == "text":
-        config = MusicgenConfig(
-            text_encoder=text.to_dict(),
-            audio_encoder=codec.to_dict(),
-            decoder=MusicgenDecoderConfig(**decoder).to_dict(),
-        )
-        model = MusicgenForConditionalGeneration(config)
-        extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32_000)
-        processor = MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer)
-    else:
-        config = MusicgenMelodyConfig(
-            text_encoder=text.to_dict(),
-            audio_encoder=codec.to_dict(),
-            decoder={**decoder, "model_type": "musicgen_melody_decoder"},
-            num_chroma=12,
-            chroma_length=235,
-        )
-        model = MusicgenMelodyForConditionalGeneration(config)
-        processor = MelodyProcessor(tokenizer, ChromaExtractor())
-    gc = model.generation_config
-    gc.decoder_start_token_id = gc.pad_token_id = gc.bos_token_id = 2048
-    return model.eval(), processor
+    """A random musicgen-small ("text") or musicgen-melody ("melody") of the real size, and its processor."""
+    model = random_musicgen(TINY if tiny else SMALL if family == "text" else MELODY, family)
+    processor = text_processor() if family == "text" else MelodyProcessor(tokenizer(), ChromaExtractor())
+    return model, processor
 
 
 def plain_generate(model, processor, seconds: float, melody: np.ndarray | None = None, batch: int = 1) -> float:
@@ -138,28 +84,13 @@ def _plain_generate(model, processor, seconds: float, melody: np.ndarray | None,
     if melody is None:
         inputs = processor(text=[PROMPT] * batch, padding=True, return_tensors="pt")
     else:
-        inputs = processor([PROMPT] * batch, [_melody(melody)] * batch)
+        inputs = processor([PROMPT] * batch, [Melody(melody, RATE)] * batch)
     steps = round(seconds * 50) + 3
     torch.manual_seed(0)
     started = time.perf_counter()
     with torch.inference_mode():
         model.generate(**inputs, max_new_tokens=steps, do_sample=True, guidance_scale=3.0, top_k=250)
     return time.perf_counter() - started
-
-
-def _melody(samples: np.ndarray):
-    from generation.model.types import Melody
-
-    return Melody(samples, 32_000)
-
-
-def hum(seconds: float) -> np.ndarray:
-    """A voice-like test hum: a rising arpeggio with harmonics."""
-    t = np.arange(round(seconds * 32_000)) / 32_000
-    pitch = 220.0 * 2 ** (np.floor(t * 2) % 4 * 4 / 12)
-    return (0.4 * sum(a * np.sin(2 * np.pi * h * pitch * t) for h, a in ((1, 1), (2, 0.5), (3, 0.25)))).astype(
-        np.float32
-    )
 
 
 class PeakMemory:
@@ -200,14 +131,14 @@ def concurrently(calls: list[Callable[[], object]]) -> float:
     return time.perf_counter() - started
 
 
+def request(i: int, seconds: float) -> GenerationSettings:
+    """The ``i``-th of several different requests for ``seconds`` of audio."""
+    return GenerationSettings(prompt=f"{PROMPT} {i}", duration=seconds, seed=i)
+
+
 def concurrent_requests(engine: MusicGenEngine, n: int, seconds: float) -> float:
     """Wall seconds for ``n`` different requests sent to ``engine`` at the same moment (it batches them)."""
-    return concurrently(
-        [
-            (lambda i=i: engine.generate(GenerationSettings(prompt=f"{PROMPT} {i}", duration=seconds, seed=i)))
-            for i in range(n)
-        ]
-    )
+    return concurrently([(lambda i=i: engine.generate(request(i, seconds))) for i in range(n)])
 
 
 def time_to_first_audio(engine: MusicGenEngine, seconds: float) -> float:
@@ -230,6 +161,42 @@ def time_to_first_audio(engine: MusicGenEngine, seconds: float) -> float:
     return state["first"]
 
 
+def compute_row(what: str, seconds: float, plain: float, app: float, fast: bool, target: str = "") -> Row:
+    """Seconds of compute per second of audio for one ``seconds`` clip: plain ``generate`` vs Moodtape."""
+    mode, ratio = ("fast CPU mode", f"{plain / app:.2f}x faster") if fast else ("exact", f"{app / plain:.3f}x time")
+    label = f"{what}, {seconds:g} s clip: compute s per s of audio ({mode})"
+    return Row(label, f"{plain / seconds:.2f}", f"{app / seconds:.2f}", ratio, target)
+
+
+def first_audio_row(mode: str, plain: float, first: float) -> Row:
+    """When the first audio is heard: after plain's whole clip, or after Moodtape's first streamed piece."""
+    return Row(
+        f"time to first audio, {mode} (s)",
+        f"{plain:.1f} (whole clip)",
+        f"{first:.2f}",
+        f"{plain / first:.1f}x sooner",
+        "<= 2.5 s",
+    )
+
+
+def throughput_row(what: str, n: int, seconds: float, one_by_one: float, together: float, target: str = "") -> Row:
+    """Audio seconds per wall second for ``n`` requests of ``seconds`` each: one by one vs sent together."""
+    return Row(
+        what,
+        f"{n * seconds / one_by_one:.3f}",
+        f"{n * seconds / together:.3f}",
+        f"{one_by_one / together:.2f}x",
+        target,
+    )
+
+
+def memory_row(what: str, plain: int, app: int) -> Row:
+    """Peak resident memory in bytes: plain ``generate`` vs Moodtape."""
+    return Row(
+        f"peak memory, {what} (GB resident)", f"{plain / 1e9:.2f}", f"{app / 1e9:.2f}", f"{(app - plain) / 1e6:+.0f} MB"
+    )
+
+
 def long_form_row(engine: MusicGenEngine, seconds: float, mode: str) -> Row:
     """One long track vs the same length made as 6 separate clips, on the same engine."""
     pieces = sum(
@@ -245,34 +212,21 @@ def long_form_row(engine: MusicGenEngine, seconds: float, mode: str) -> Row:
     )
 
 
-def run(args: argparse.Namespace) -> list[Row]:
-    clip, short, long_s = args.clip, args.short_clip, args.long_seconds
-    rows: list[Row] = []
-    say = print if args.verbose else (lambda *a, **k: None)
-
-    # 1. Text: musicgen-small
-    say("building musicgen-small (random weights)...")
-    model, processor = on_model_thread(build, "text", args.tiny)  # the first thread to use torch runs fastest
-    windows = {"window_seconds": args.window, "extend_stride": args.stride}  # for tracks longer than one window
-    exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu", **windows)
+def exact_rows(
+    model, processor, exact: MusicGenEngine, args: argparse.Namespace, say: Callable[..., object]
+) -> tuple[list[Row], Baseline]:
+    """The text model on Moodtape's exact path against plain ``generate``; also returns plain's clip."""
+    clip, short = args.clip, args.short_clip
     plain_generate(model, processor, 1.0)  # warm-up: first calls pay for lazy initialisation
     exact.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
-    with PeakMemory() as mem_plain:
-        plain = plain_generate(model, processor, clip)
-    say(f"plain {clip:g} s clip: {plain:.1f} s")
-    settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
-    with PeakMemory() as mem_app:
-        app = exact.generate(settings).seconds_taken
+    with PeakMemory() as plain_memory:
+        plain_seconds = plain_generate(model, processor, clip)
+    plain = Baseline(plain_seconds, plain_memory.peak)
+    say(f"plain {clip:g} s clip: {plain.seconds:.1f} s")
+    with PeakMemory() as app_memory:
+        app = exact.generate(GenerationSettings(prompt=PROMPT, duration=clip, seed=1)).seconds_taken
     say(f"app exact: {app:.1f} s")
-    rows.append(
-        Row(
-            f"text, {clip:g} s clip: compute s per s of audio (exact)",
-            f"{plain / clip:.2f}",
-            f"{app / clip:.2f}",
-            f"{app / plain:.3f}x time",
-            "within 5% of plain",
-        )
-    )
+    rows = [compute_row("text", clip, plain.seconds, app, fast=False, target="within 5% of plain")]
 
     with tempfile.TemporaryDirectory() as folder:
         studio = Studio(exact, output_dir=folder, melody_engine=exact)
@@ -281,139 +235,86 @@ def run(args: argparse.Namespace) -> list[Row]:
         track = studio.make_track(TrackRequest(prompt=PROMPT, duration=clip, seed=1))
         overhead = time.perf_counter() - started - track.generated.seconds_taken
         del studio, track
+    percent = f"{100 * overhead / plain.seconds:.1f}% of plain"
     rows.append(
-        Row(
-            "app work outside generate (WAV, recipe, level), s",
-            "-",
-            f"{overhead:.2f}",
-            f"{100 * overhead / plain:.1f}% of plain",
-            "nothing measurable",
-        )
+        Row("app work outside generate (WAV, recipe, level), s", "-", f"{overhead:.2f}", percent, "nothing measurable")
     )
-
-    ttfa_exact = time_to_first_audio(exact, clip)
-    rows.append(
-        Row(
-            "time to first audio, exact (s)",
-            f"{plain:.1f} (whole clip)",
-            f"{ttfa_exact:.2f}",
-            f"{plain / ttfa_exact:.1f}x sooner",
-            "<= 2.5 s",
-        )
-    )
+    rows.append(first_audio_row("exact", plain.seconds, time_to_first_audio(exact, clip)))
 
     # Throughput: the same short requests one by one (plain) vs concurrently (Moodtape batches them)
     for n in (1, 4, 8):
         sequential = sum(plain_generate(model, processor, short) for _ in range(n))
         together = concurrent_requests(exact, n, short)
-        rows.append(
-            Row(
-                f"throughput, {n} concurrent {short:g} s requests (audio s per s)",
-                f"{n * short / sequential:.3f}",
-                f"{n * short / together:.3f}",
-                f"{sequential / together:.2f}x",
-                ">= 2x at 4" if n == 4 else "",
-            )
-        )
+        what = f"throughput, {n} concurrent {short:g} s requests (audio s per s)"
+        rows.append(throughput_row(what, n, short, sequential, together, ">= 2x at 4" if n == 4 else ""))
         say(f"{n} concurrent: sequential {sequential:.1f} s, batched {together:.1f} s")
 
-    rows.append(
-        Row(
-            "peak memory, text (GB resident)",
-            f"{mem_plain.peak / 1e9:.2f}",
-            f"{mem_app.peak / 1e9:.2f}",
-            f"{(mem_app.peak - mem_plain.peak) / 1e6:+.0f} MB",
-            "",
-        )
-    )
-
+    rows.append(memory_row("text", plain.peak, app_memory.peak))
     if args.long_exact:
-        rows.append(long_form_row(exact, long_s, "exact"))
+        rows.append(long_form_row(exact, args.long_seconds, "exact"))
         say(rows[-1])
+    return rows, plain
+
+
+def fast_rows(fast: MusicGenEngine, plain: Baseline, args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """The text model in fast CPU mode against the exact path's plain baseline (and itself one by one)."""
+    clip, short = args.clip, args.short_clip
+    with PeakMemory() as memory:
+        app = fast.generate(GenerationSettings(prompt=PROMPT, duration=clip, seed=1)).seconds_taken
+    say(f"app fast: {app:.1f} s")
+    first = time_to_first_audio(fast, clip)
+    one_by_one = sum(fast.generate(request(i, short)).seconds_taken for i in range(4))
+    together = concurrent_requests(fast, 4, short)
+    what = f"throughput, 4 concurrent {short:g} s requests, fast mode (plain column: fast mode one by one)"
+    rows = [
+        compute_row("text", clip, plain.seconds, app, fast=True, target="<= 1.5 s per s"),
+        throughput_row(what, 4, short, one_by_one, together, ">= 2x at 4"),
+        first_audio_row("fast mode", plain.seconds, first),
+        memory_row("fast mode", plain.peak, memory.peak),
+        long_form_row(fast, args.long_seconds, "fast mode"),
+    ]
+    say(rows[-1])
+    return rows
+
+
+def melody_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """The melody model with a hum, exact path and fast CPU mode, against plain ``generate``."""
+    short = args.short_clip
+    say("building musicgen-melody (random weights)...")
+    model, processor = on_model_thread(build, "melody", args.tiny)
+    melody = hum(MELODY_NOTES, note_seconds=0.5, rate=RATE)
+    settings = GenerationSettings(prompt=PROMPT, duration=short, seed=1)
+    exact = MusicGenEngine.from_model(model, processor, "random musicgen-melody", family="melody", fast=False)
+    plain_generate(model, processor, 1.0, melody)  # warm-up
+    plain = plain_generate(model, processor, short, melody)
+    app = exact.generate(settings, melody=Melody(melody, RATE)).seconds_taken
+    fast = MusicGenEngine.from_model(model, processor, "random musicgen-melody", family="melody", fast=True)
+    fast_s = fast.generate(settings, melody=Melody(melody, RATE)).seconds_taken
+    return [
+        compute_row("melody", short, plain, app, fast=False, target="within 5% of plain"),
+        compute_row("melody", short, plain, fast_s, fast=True),
+    ]
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    say = print if args.verbose else (lambda *a, **k: None)
+
+    # 1. Text: musicgen-small on the exact path
+    say("building musicgen-small (random weights)...")
+    model, processor = on_model_thread(build, "text", args.tiny)  # the first thread to use torch runs fastest
+    windows = {"window_seconds": args.window, "extend_stride": args.stride}  # for tracks longer than one window
+    exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu", **windows)
+    rows, plain = exact_rows(model, processor, exact, args, say)
 
     # 2. Fast CPU mode: int8 decoder weights, quantised from the float model, which is then freed
     fast = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu", **windows)
     del exact, model
     gc.collect()
-    with PeakMemory() as mem_fast:
-        fast_s = fast.generate(settings).seconds_taken
-    say(f"app fast: {fast_s:.1f} s")
-    rows.append(
-        Row(
-            f"text, {clip:g} s clip: compute s per s of audio (fast CPU mode)",
-            f"{plain / clip:.2f}",
-            f"{fast_s / clip:.2f}",
-            f"{plain / fast_s:.2f}x faster",
-            "<= 1.5 s per s",
-        )
-    )
-    ttfa_fast = time_to_first_audio(fast, clip)
-    one_by_one = sum(
-        fast.generate(GenerationSettings(prompt=f"{PROMPT} {i}", duration=short, seed=i)).seconds_taken
-        for i in range(4)
-    )
-    together = concurrent_requests(fast, 4, short)
-    rows.append(
-        Row(
-            f"throughput, 4 concurrent {short:g} s requests, fast mode (plain column: fast mode one by one)",
-            f"{4 * short / one_by_one:.3f}",
-            f"{4 * short / together:.3f}",
-            f"{one_by_one / together:.2f}x",
-            ">= 2x at 4",
-        )
-    )
-    rows.append(
-        Row(
-            "time to first audio, fast mode (s)",
-            f"{plain:.1f} (whole clip)",
-            f"{ttfa_fast:.2f}",
-            f"{plain / ttfa_fast:.1f}x sooner",
-            "<= 2.5 s",
-        )
-    )
-    rows.append(
-        Row(
-            "peak memory, fast mode (GB resident)",
-            f"{mem_plain.peak / 1e9:.2f}",
-            f"{mem_fast.peak / 1e9:.2f}",
-            f"{(mem_fast.peak - mem_plain.peak) / 1e6:+.0f} MB",
-            "",
-        )
-    )
-
-    rows.append(long_form_row(fast, long_s, "fast mode"))
-    say(rows[-1])
+    rows += fast_rows(fast, plain, args, say)
     del fast
 
     # 3. Melody: musicgen-melody
-    say("building musicgen-melody (random weights)...")
-    model, processor = on_model_thread(build, "melody", args.tiny)
-    melody = hum(8.0)
-    exact = MusicGenEngine.from_model(model, processor, "random musicgen-melody", family="melody", fast=False)
-    plain_generate(model, processor, 1.0, melody)  # warm-up
-    plain = plain_generate(model, processor, short, melody)
-    app = exact.generate(GenerationSettings(prompt=PROMPT, duration=short, seed=1), melody=_melody(melody))
-    rows.append(
-        Row(
-            f"melody, {short:g} s clip: compute s per s of audio (exact)",
-            f"{plain / short:.2f}",
-            f"{app.seconds_taken / short:.2f}",
-            f"{app.seconds_taken / plain:.3f}x time",
-            "within 5% of plain",
-        )
-    )
-    fast = MusicGenEngine.from_model(model, processor, "random musicgen-melody", family="melody", fast=True)
-    fast_s = fast.generate(GenerationSettings(prompt=PROMPT, duration=short, seed=1), melody=_melody(melody))
-    rows.append(
-        Row(
-            f"melody, {short:g} s clip: compute s per s of audio (fast CPU mode)",
-            f"{plain / short:.2f}",
-            f"{fast_s.seconds_taken / short:.2f}",
-            f"{plain / fast_s.seconds_taken:.2f}x faster",
-            "",
-        )
-    )
-    return rows
+    return rows + melody_rows(args, say)
 
 
 def table(rows: list[Row], args: argparse.Namespace) -> str:

@@ -7,12 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import ServerConfig
-from .errors import MoodtapeError
-from .model.engine import MusicGenEngine
+from . import MoodtapeError, MusicGenEngine, ServerConfig, Studio, TrackRequest
 from .model.types import MELODY
 from .recipe import Recipe
-from .studio import Studio, TrackRequest
 
 
 def build_parser() -> argparse.ArgumentParser:

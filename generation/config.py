@@ -133,7 +133,7 @@ class ServerConfig:
     max_duration: float = _setting(
         "MOODTAPE_MAX_DURATION",
         300.0,
-        "5 minutes: ten 30 s windows, still under the request time limit on a GPU",
+        "5 minutes, a whole song: about 22 minutes of compute on 2 CPU cores, inside the time limit",
         _positive,
         "a positive number of seconds",
     )
@@ -167,7 +167,7 @@ class ServerConfig:
     max_file_size: str = _setting(
         "MOODTAPE_MAX_FILE_SIZE",
         "50mb",
-        "5 minutes of 48 kHz 24-bit stereo WAV; a hum is far smaller",
+        "4.5 minutes of CD-quality WAV: a whole song to restyle (its first 30 s are used)",
         _size,
         "a size such as 50mb, 500kb or 1gb",
     )
@@ -185,6 +185,13 @@ class ServerConfig:
         "Demucs' default four-stem model",
         _text,
         "a Demucs model name on the hub, or a local .safetensors/.th file or bag folder",
+    )
+    melody_separation: bool = _setting(
+        "MOODTAPE_MELODY_SEPARATION",
+        True,
+        "MusicGen-Melody was trained on melodies with drums and bass taken out by Demucs, as audiocraft does",
+        _flag,
+        "1 or 0 (also true/false, yes/no, on/off)",
     )
     output_max_mb: float = _setting(
         "MOODTAPE_OUTPUT_MAX_MB",

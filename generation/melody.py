@@ -45,7 +45,7 @@ def _profile_of(normalised: np.ndarray, loudness: np.ndarray) -> np.ndarray:
     """``pitch_profile`` of a waveform's chroma energy (see ``ChromaExtractor.chroma_energy``)."""
     if normalised.shape[1] != NUM_CHROMA:
         raise InvalidInputError(f"Pitch profiles need {NUM_CHROMA} pitch classes, got {normalised.shape[1]}.")
-    return _shares(normalised[_sounding(loudness)].sum(axis=0).astype(float))
+    return _shares(normalised[sounding_frames(loudness)].sum(axis=0).astype(float))
 
 
 def _shares(totals: np.ndarray) -> np.ndarray:
@@ -100,11 +100,11 @@ def picture_and_description(
     description = _describe(_profile_of(normalised, loudness))
     labels = PITCH_CLASSES if extractor.num_chroma == NUM_CHROMA else tuple(map(str, range(extractor.num_chroma)))
     frame_seconds = extractor.hop_length / extractor.sampling_rate
-    picture = chroma_picture(normalised, _sounding(loudness), frame_seconds, labels, title=description)
+    picture = chroma_picture(normalised, sounding_frames(loudness), frame_seconds, labels, title=description)
     return picture, description
 
 
-def _sounding(loudness: np.ndarray) -> np.ndarray:
+def sounding_frames(loudness: np.ndarray) -> np.ndarray:
     """Frames within SOUND_FRAME_DB of the loudest; none when all are silent."""
     if loudness.max() <= 0:
         return np.zeros(len(loudness), dtype=bool)

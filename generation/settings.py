@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .audio.export import EXPORT_RATES, check_formats
-from .audio.loudness import TARGET_RANGE_LUFS
+from .audio.loudness import DEFAULT_TARGET_LUFS, TARGET_RANGE_LUFS
 from .errors import InvalidInputError, quoted
 
 MIN_DURATION = 1.0  # seconds; shorter clips are mostly codec warm-up
@@ -35,6 +35,7 @@ class GenerationSettings:
     top_k: int = 250  # sample from the k most likely tokens; 0 disables top-k
     top_p: float = 0.0  # nucleus sampling mass in (0, 1]; 0 disables top-p
     guidance_scale: float = 3.0  # classifier-free guidance; 1 disables it
+    negative_prompt: str = ""  # what to steer away from; takes the empty text's place in guidance (needs guidance > 1)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -44,6 +45,14 @@ class GenerationSettings:
             raise InvalidInputError(
                 f"The prompt is {len(self.prompt)} characters long; keep it under {MAX_PROMPT_CHARS} "
                 "(a sentence or two describing genre, instruments, tempo and mood works best)."
+            )
+        if not isinstance(self.negative_prompt, str):
+            raise InvalidInputError(f"The negative prompt must be text, got {type(self.negative_prompt).__name__}.")
+        object.__setattr__(self, "negative_prompt", " ".join(self.negative_prompt.split()))
+        if len(self.negative_prompt) > MAX_PROMPT_CHARS:
+            raise InvalidInputError(
+                f"The negative prompt is {len(self.negative_prompt)} characters long; keep it under "
+                f"{MAX_PROMPT_CHARS} (a few words naming what to avoid, e.g. 'vocals, distortion')."
             )
         _check_number("duration", self.duration, MIN_DURATION, MAX_DURATION, "seconds")
         if self.seed is not None:
@@ -140,7 +149,7 @@ class ExportSettings:
 
     formats: tuple[str, ...] = ("wav",)  # any of audio.export.FORMATS; WAV is added when missing
     sample_rate: int | None = None  # None keeps the model's rate (32 kHz); 44100 or 48000 resample with soxr
-    loudness_lufs: float | None = -14.0  # integrated loudness target (EBU R128); None leaves the level alone
+    loudness_lufs: float | None = DEFAULT_TARGET_LUFS  # integrated loudness (EBU R128); None leaves the level alone
     stems: bool = False  # also split the track into drums, bass, other and vocals with Demucs
 
     def __post_init__(self) -> None:

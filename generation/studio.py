@@ -19,6 +19,7 @@ from .audio.stems import StemSeparator
 from .audio.uploads import LoadedAudio, load_audio
 from .config import ServerConfig
 from .errors import InvalidInputError, ModelLoadError
+from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MusicGenEngine
 from .model.types import MELODY, AudioCallback, GeneratedAudio, Melody, ProgressCallback
@@ -47,11 +48,17 @@ class TrackRequest:
     sample_rate: int | float | str | None = None  # None keeps 32 kHz; 44100 or 48000 resample
     loudness: float | str | None = None  # target LUFS (default -14); 0 or "off" leaves the level alone
     stems: bool | None = None  # split into drums, bass, other and vocals
+    melody_separation: bool | None = None  # None decides (setting, then the hum rule); a replay says what it did
+    melody_stems_model: str | None = None  # the Demucs model a replayed recipe separated its melody with
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, melody: str | None = None) -> TrackRequest:
-        """The request that makes a recipe's track again: its resolved prompt and settings (seed included)."""
+        """The request that makes a recipe's track again: its resolved prompt and settings (seed included).
+
+        A melody is separated (or not) as it was: recipes from before separation existed used the whole mix.
+        """
         s = recipe.settings
+        heard = recipe.melody or {}
         return cls(
             prompt=s.prompt,
             melody=melody,
@@ -61,6 +68,8 @@ class TrackRequest:
             top_k=s.top_k,
             top_p=s.top_p,
             guidance_scale=s.guidance_scale,
+            melody_separation=bool(heard.get("separated", False)) if recipe.melody else None,
+            melody_stems_model=heard.get("stems_model"),
         )
 
 
@@ -97,7 +106,8 @@ class Track:
             f"made in {r.seconds_taken:.1f} s on {r.device}"
         ]
         if self.melody_description:
-            lines.append(f"Melody heard in {r.melody['file']}: {self.melody_description}")
+            without = " (drums and bass taken out)" if r.melody.get("separated") else ""
+            lines.append(f"Melody heard in {r.melody['file']}{without}: {self.melody_description}")
         loudness = (r.export or {}).get("loudness")
         if loudness and loudness.get("output_lufs") is not None:
             lines.append(
@@ -120,11 +130,13 @@ class Studio:
         max_duration: float | None = None,
         separator: StemSeparator | None = None,
         config: ServerConfig | None = None,
+        melody_separator: MelodySeparator | None = None,
     ):
         config = config or ServerConfig.from_env()
         self.config = config
         self.engine = engine or MusicGenEngine(config=config)
         self.separator = separator or StemSeparator(config=config)
+        self.melody_separator = melody_separator or MelodySeparator(self.separator, config=config)
         self.melody_engine = melody_engine or MusicGenEngine(family=MELODY, config=config)
         self.presets = library if library is not None else presets_module.load_presets(config=config)
         self.output_dir = Path(output_dir) if output_dir is not None else config.output_dir
@@ -139,7 +151,7 @@ class Studio:
         about 1.1 s of the first track's time on 2 CPU cores, against 0.3 s for every later one.
         The app calls this at start-up, while the model loads.
         """
-        rate = 32_000
+        rate = MELODY_SAMPLING_RATE  # MusicGen's own rate, for every model
         noise = np.random.default_rng(0).normal(0.0, 0.05, (1, rate)).astype(np.float32)
         audio, _ = normalise_loudness(noise, rate)
         track_picture(audio, rate)
@@ -182,12 +194,14 @@ class Studio:
         cancel: threading.Event | None = None,
         destination: str | Path | None = None,
         on_audio: AudioCallback | None = None,
+        on_status: MelodyProgress | None = None,
     ) -> Track:
         """Generate one track and write it; raises ``MoodtapeError`` subclasses for bad input.
 
         Files go to a fresh folder under ``output_dir`` with descriptive names, or to
         ``destination`` (a .wav path) with the recipe beside it as ``<name>.recipe.json``.
-        ``on_audio`` receives pieces of audio while the track is made (streaming).
+        ``on_audio`` receives pieces of audio while the track is made (streaming); ``on_status``
+        hears of the steps before decoding starts ("Separating the melody", fraction done).
         """
         # 1. Validate and resolve the preset
         preset = self.presets.find(request.preset)
@@ -203,9 +217,10 @@ class Studio:
                 "pick a preset, or give a melody to follow."
             )
 
-        # 2. Prepare the melody
+        # 2. Prepare the melody: decode it, then take out a song's drums and bass (once per file)
         hum = self.prepare_melody(request.melody) if request.melody else None
-        notes = list(hum.notes) if hum else []
+        heard = self.hear_melody(hum, request, on_status, cancel) if hum else None
+        notes = [*hum.notes, *heard.notes] if hum and heard else []
         if hum and preset is not None and preset.family == "text":
             notes.append(
                 f"The preset '{preset.name}' was written for text-only generation; it may follow a hum loosely."
@@ -213,7 +228,7 @@ class Studio:
 
         # 3. Generate
         engine = self.engine_for(with_melody=hum is not None)
-        melody = Melody(np.asarray(hum.samples), hum.sample_rate) if hum else None
+        melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
         generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel, on_audio=on_audio)
         rate = generated.sample_rate
         notes.extend(generated.notes)
@@ -245,7 +260,7 @@ class Studio:
             mode=generated.mode,
             batch_size=generated.batch_size,
             windows=generated.windows,
-            melody=_melody_record(hum),
+            melody=_melody_record(hum, heard),
             export={**export.to_dict(), "loudness": loudness.to_dict(), "stems_written": sorted(stems)},
             notes=tuple(notes),
         )
@@ -280,7 +295,9 @@ class Studio:
 
         # 7. Pictures: the track, its stems, the melody it followed (with its notes in words)
         melody_picture, melody_description = (
-            melody_module.picture_and_description(np.asarray(hum.samples), hum.sample_rate) if hum else (None, None)
+            melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
+            if heard
+            else (None, None)
         )
         return Track(
             paths=paths,
@@ -302,6 +319,22 @@ class Studio:
             return {}, f"Stems are missing: {e}"
         shared = stems_gain_db(stems, gain_db)  # one gain for all: stems keep their relative levels
         return {name: apply_gain_db(stem, shared) for name, stem in stems.items()}, None
+
+    def hear_melody(
+        self,
+        hum: LoadedAudio,
+        request: TrackRequest,
+        on_status: MelodyProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PreparedMelody:
+        """What the melody model is given: a song without its drums and bass, or a clean hum as recorded."""
+        return self.melody_separator.prepare(
+            hum,
+            separate=request.melody_separation,
+            stems_model=request.melody_stems_model,
+            on_progress=on_status,
+            cancel=cancel,
+        )
 
     def prepare_melody(self, path: str | Path) -> LoadedAudio:
         """Decode, clean and check a hum or song file (any common format) for MusicGen-Melody."""
@@ -325,8 +358,8 @@ def track_title(recipe: Recipe) -> str:
     return f"hum {Path(recipe.melody['file']).stem}" if recipe.melody else "untitled"
 
 
-def _melody_record(hum: LoadedAudio | None) -> dict | None:
-    if hum is None:
+def _melody_record(hum: LoadedAudio | None, heard: PreparedMelody | None) -> dict | None:
+    if hum is None or heard is None:
         return None
     return {
         "file": hum.source_name,
@@ -334,6 +367,7 @@ def _melody_record(hum: LoadedAudio | None) -> dict | None:
         "seconds_used": round(hum.used_seconds, 3),
         "truncated": hum.truncated,
         "sha256": hum.digest,
+        **heard.record(),
     }
 
 

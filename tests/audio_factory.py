@@ -1,7 +1,7 @@
 """Voice-like hums (synthesised as the shipped examples are) written in the formats people upload and record.
 
 A hum is a sequence of notes, each with a few harmonics, a gentle vibrato, a soft attack and release, and a
-little breath noise (``scripts/make_example_hums.py``). ``write_audio`` writes one in any of ``FORMATS``:
+little breath noise (``scripts/hums.py``). ``write_audio`` writes one in any of ``FORMATS``:
 WAV in five sample formats, FLAC, OGG/Vorbis and MP3 through soundfile, WebM/Opus and M4A/AAC through ffmpeg.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from scripts.make_example_hums import hum  # noqa: F401 - the shipped examples' synthesis, re-exported
+from scripts.hums import hum  # noqa: F401 - the one hum synthesis, re-exported
 
 C_MAJOR_SCALE = ("C4", "D4", "E4", "F4", "G4", "A4", "B4", "C5")
 

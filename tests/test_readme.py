@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from generation.config import ServerConfig
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -30,13 +33,32 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
-def test_every_environment_setting_the_code_reads_is_documented():
-    sources = [*ROOT.glob("generation/*.py"), ROOT / "app.py"]
-    names = set()
-    for path in sources:
-        text = path.read_text(encoding="utf-8")
-        names |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', text))
-        names |= set(re.findall(r'^[A-Z_]*ENV[A-Z_]* = "([A-Z_]+)"', text, flags=re.M))
-    assert names, "the scan found the settings"
-    missing = sorted(name for name in names if f"`{name}`" not in README)
-    assert not missing, f"README's settings table lacks {missing}"
+def settings_table() -> dict[str, str]:
+    """The README's settings table: variable -> default cell."""
+    rows = re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", README, flags=re.M)
+    return {name: default.strip() for name, default in rows}
+
+
+def readme_default(value: object) -> str:
+    """How the README writes a default."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{int(value)}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if isinstance(value, Path) and value.is_relative_to(tempfile.gettempdir()):
+        return f"`<temp>/{value.relative_to(tempfile.gettempdir())}`"
+    return f"`{value}`"
+
+
+def test_the_settings_table_lists_every_server_setting_with_its_default():
+    table = settings_table()
+    documented = {env: readme_default(default) for env, default, _why in ServerConfig.settings()}
+    assert table == documented
+
+
+def test_only_the_config_module_reads_settings_from_the_environment():
+    sources = [*ROOT.glob("generation/**/*.py"), *ROOT.glob("*.py")]
+    readers = [path.relative_to(ROOT) for path in sources if re.search(r"os\.environ|os\.getenv", path.read_text())]
+    assert readers == [Path("generation/config.py")]

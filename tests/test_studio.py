@@ -37,6 +37,7 @@ def test_recipe_records_everything_that_made_the_track(studio, tiny_model_dir):
         "top_k": 250,
         "top_p": 0.9,
         "guidance_scale": 3.0,
+        "negative_prompt": "",
     }
     assert data["model_id"] == str(tiny_model_dir)
     assert "model_revision" in data

@@ -1,9 +1,9 @@
 """Build a tiny, randomly initialised MusicGen-Melody checkpoint on disk, so melody tests never download.
 
-It shares the text encoder, codec and decoder sizes of ``tests.tiny_models`` and is strengthened the same way,
-with the chroma projection scaled up as well so the melody visibly changes the output. transformers' melody
-feature extractor needs torchaudio, so its settings are written by hand as ``preprocessor_config.json`` (the
-extractor's defaults, which are facebook/musicgen-melody's), for ``ChromaExtractor.from_pretrained`` to read.
+It is ``tests.tiny_models``' tiny model in its melody form, strengthened the same way, with the chroma
+projection scaled up as well so the melody visibly changes the output. transformers' melody feature extractor
+needs torchaudio, so its settings are written by hand as ``preprocessor_config.json`` (the extractor's
+defaults, which are facebook/musicgen-melody's), for ``ChromaExtractor.from_pretrained`` to read.
 
 Run ``python -m tests.tiny_melody_model FOLDER`` to build one for a manual demo.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from tests.tiny_models import _configs, _strengthen, _tokenizer
+from tests.random_musicgen import tokenizer
+from tests.tiny_models import tiny_model
 
-CHROMA_LENGTH = 235  # frames of chroma the model reads, as in facebook/musicgen-melody
 MELODY_GAIN = 200.0  # scales the chroma projection: at 40 the melody changed no sampled token
 HEAD_GAIN = 4.0  # sharpens the LM heads beyond the text model's: the melody then moves 2-4% of tokens, not 0.5%
 PREPROCESSOR_CONFIG = {  # MusicgenMelodyFeatureExtractor's defaults, as saved by save_pretrained
@@ -38,30 +38,14 @@ PREPROCESSOR_CONFIG = {  # MusicgenMelodyFeatureExtractor's defaults, as saved b
 
 def build_melody_model(folder: str | Path, seed: int = 0) -> Path:
     """Save a tiny random MusicGen-Melody checkpoint (model, tokenizer, feature-extractor JSON) into ``folder``."""
-    from transformers import MusicgenMelodyConfig, MusicgenMelodyForConditionalGeneration
-
     folder = Path(folder)
-    torch.manual_seed(seed)
-    tokenizer = _tokenizer()
-    text, codec, decoder = _configs(len(tokenizer))
-    config = MusicgenMelodyConfig(
-        text_encoder=text.to_dict(),
-        audio_encoder=codec.to_dict(),
-        decoder=dict(decoder.to_dict(), model_type="musicgen_melody_decoder"),
-        num_chroma=12,
-        chroma_length=CHROMA_LENGTH,
-    )
-    model = MusicgenMelodyForConditionalGeneration(config).eval()
-    _strengthen(model, seed)
+    model = tiny_model("melody", seed)
     with torch.no_grad():
         model.audio_enc_to_dec_proj.weight.mul_(MELODY_GAIN)
         for head in model.decoder.lm_heads:
             head.weight.mul_(HEAD_GAIN)
-    gc = model.generation_config
-    gc.do_sample, gc.guidance_scale, gc.top_k, gc.max_length = True, 3.0, 250, 1500
-    gc.decoder_start_token_id = gc.pad_token_id = gc.bos_token_id = 64
     model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    tokenizer().save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG, indent=2) + "\n")
     return folder
 
