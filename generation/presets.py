@@ -94,6 +94,7 @@ class PresetSettings:
     top_k: int | None = None  # 0 turns top-k off
     top_p: float | None = None  # 0 turns top-p off
     guidance_scale: float | None = None  # classifier-free guidance; 1 turns it off
+    negative_prompt: str | None = None  # what the style steers away from, unless the request says otherwise
 
     def __post_init__(self) -> None:
         for name, value in self.to_dict().items():
@@ -265,6 +266,7 @@ def resolve(
     top_k: int | None = None,
     top_p: float | None = None,
     guidance_scale: float | None = None,
+    negative_prompt: str | None = None,
 ) -> GenerationSettings:
     """Merge a request with a preset: explicit values win, ``None`` takes the preset's value, then the default.
 
@@ -281,6 +283,7 @@ def resolve(
         "top_k": top_k,
         "top_p": top_p,
         "guidance_scale": guidance_scale,
+        "negative_prompt": negative_prompt,
     }
     values.update({name: value for name, value in requested.items() if value is not None})
     return GenerationSettings(prompt=prompt, seed=seed, **values)

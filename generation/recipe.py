@@ -27,6 +27,9 @@ class Recipe:
     mood: str | None = None  # the mood text typed, before a preset wrapped it
     melody: dict[str, Any] | None = None  # file name, seconds used and sha256 of a melody input
     export: dict[str, Any] | None = None  # formats, rate, loudness target and result, stems written
+    tempo: dict[str, Any] | None = None  # measured tempo and key; the BPM asked for, the stretch, the loop cut
+    extend: dict[str, Any] | None = None  # the track continued: file name, sha256, seconds, seconds continued
+    takes: tuple[dict[str, Any], ...] = ()  # every take of the request: its seed and file names
     audio_seconds: float = 0.0
     sample_rate: int = 0
     channels: int = 1
@@ -49,6 +52,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["notes"] = list(self.notes)
+        data["takes"] = list(self.takes)
         return {"format": RECIPE_FORMAT, "generator": "moodtape", "ai_generated": self.ai_notice, **data}
 
     def to_json(self) -> str:
@@ -62,6 +66,7 @@ class Recipe:
             known = {name for name in cls.__dataclass_fields__ if name != "settings"}
             values = {k: v for k, v in data.items() if k in known}
             values["notes"] = tuple(values.get("notes", ()))
+            values["takes"] = tuple(values.get("takes", ()))
             return cls(settings=settings, **values)
         except (KeyError, TypeError) as e:
             raise InvalidInputError(f"This is not a Moodtape recipe: missing or malformed field {e}.") from e

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
+import json
+import math
 import threading
-import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -12,23 +12,30 @@ import numpy as np
 
 from . import melody as melody_module
 from . import presets as presets_module
-from .audio.export import export_stems, export_track, metadata_for
+from .audio import tempo as tempo_module
+from .audio.arrays import resample
+from .audio.export import RECIPE_SUFFIX, export_stems, export_track, metadata_for, read_metadata
+from .audio.loop_marker import mark_loop
 from .audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
 from .audio.pictures import stems_picture, track_picture
 from .audio.stems import StemSeparator
-from .audio.uploads import LoadedAudio, load_audio
+from .audio.uploads import DecodedTrack, LoadedAudio, load_audio, read_track
 from .config import ServerConfig
-from .errors import InvalidInputError, ModelLoadError
+from .errors import InvalidInputError, ModelLoadError, quoted
+from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
-from .model.engine import MusicGenEngine
-from .model.types import MELODY, AudioCallback, GeneratedAudio, Melody, ProgressCallback
+from .model.engine import MAX_TAKES, MusicGenEngine
+from .model.types import MELODY, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
+from .naming import track_file_name, track_title
 from .recipe import Recipe
 from .settings import ExportSettings, GenerationSettings, normalise_seed
 from .storage import OutputStore
 
 MELODY_MAX_SECONDS = 30.0  # MusicGen-Melody reads the first 30 s of chroma; longer input is cut
 MELODY_MIN_SECONDS = 1.0  # shorter hums carry too few notes to follow
+MIN_EXTEND_SECONDS, MAX_EXTEND_SECONDS = 1.0, 120.0  # how much an extend may add; longer runs window by window
+DEFAULT_EXTEND_SECONDS = 10.0  # an extend with no seconds given adds this much
 
 
 @dataclass(frozen=True)
@@ -50,15 +57,23 @@ class TrackRequest:
     stems: bool | None = None  # split into drums, bass, other and vocals
     melody_separation: bool | None = None  # None decides (setting, then the hum rule); a replay says what it did
     melody_stems_model: str | None = None  # the Demucs model a replayed recipe separated its melody with
+    negative_prompt: str | None = None  # what to steer away from ("vocals, distortion"); needs guidance above 1
+    variations: int | float | None = None  # takes of one idea, 1 to 4, seeds seed, seed+1, ...; made as one batch
+    bpm: float | str | None = None  # 40..240: the track is stretched to exactly this tempo
+    loop: bool | None = None  # cut into whole bars that repeat without a click (needs a bpm or a preset's)
+    bars: int | float | None = None  # the loop's length: 1, 2, 4, 8 or 16 bars; default the most that fit
+    extend: str | None = None  # path of a track to continue; ``duration`` is then the seconds to add
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe, melody: str | None = None) -> TrackRequest:
+    def from_recipe(cls, recipe: Recipe, melody: str | None = None, extend: str | None = None) -> TrackRequest:
         """The request that makes a recipe's track again: its resolved prompt and settings (seed included).
 
         A melody is separated (or not) as it was: recipes from before separation existed used the whole mix.
+        An extend needs the track it continued (``extend``); a loop is cut again at the same tempo and bars.
         """
         s = recipe.settings
         heard = recipe.melody or {}
+        tempo = recipe.tempo or {}
         return cls(
             prompt=s.prompt,
             melody=melody,
@@ -70,6 +85,11 @@ class TrackRequest:
             guidance_scale=s.guidance_scale,
             melody_separation=bool(heard.get("separated", False)) if recipe.melody else None,
             melody_stems_model=heard.get("stems_model"),
+            negative_prompt=s.negative_prompt,
+            bpm=tempo.get("bpm"),
+            loop=bool(tempo.get("loop")),
+            bars=(tempo.get("loop") or {}).get("bars"),
+            extend=extend,
         )
 
 
@@ -84,6 +104,7 @@ class Track:
     stems_picture: np.ndarray | None = field(default=None, repr=False)
     melody_picture: np.ndarray | None = field(default=None, repr=False)  # RGB chroma of the melody followed
     melody_description: str | None = None  # its main notes and likely key, in words
+    takes: tuple[Track, ...] = ()  # the request's other takes, when it asked for several
 
     @property
     def wav_path(self) -> Path:
@@ -95,16 +116,36 @@ class Track:
 
     @property
     def files(self) -> list[Path]:
-        """Every download: the mix in each format, the recipe, the stems and their ZIP."""
+        """This take's downloads: the mix in each format, the recipe, the stems and their ZIP."""
         return list(self.paths.values())
 
+    @property
+    def downloads(self) -> list[Path]:
+        """Every take's files, this one's first."""
+        return [path for take in (self, *self.takes) for path in take.files]
+
     def summary(self) -> str:
-        """A few lines for a person: seed, length, time taken, melody heard, notes."""
+        """A few lines for a person: seed, length, time taken, tempo and key, takes, extend, melody, notes."""
         r = self.recipe
         lines = [
             f"Seed {r.settings.seed} · {r.audio_seconds:.1f} s of audio at {r.sample_rate} Hz · "
             f"made in {r.seconds_taken:.1f} s on {r.device}"
         ]
+        tempo = r.tempo or {}
+        if tempo:
+            loop = tempo.get("loop")
+            at = f" · a {loop['bars']}-bar loop at exactly {tempo['bpm']:g} BPM" if loop else ""
+            stretched = f" · stretched to exactly {tempo['bpm']:g} BPM" if tempo.get("stretched") and not loop else ""
+            lines.append(f"Measured: {tempo['described']}{at}{stretched}")
+        if r.takes:
+            seeds = ", ".join(str(take["seed"]) for take in r.takes)
+            lines.append(f"{len(r.takes)} takes, seeds {seeds}: each is what its seed alone gives")
+        if r.extend:
+            e = r.extend
+            lines.append(
+                f"Extended {e['file']} ({e['seconds']:.1f} s) by {e['seconds_added']:g} s, "
+                f"continuing its last {e['prompt_seconds']:.1f} s"
+            )
         if self.melody_description:
             without = " (drums and bass taken out)" if r.melody.get("separated") else ""
             lines.append(f"Melody heard in {r.melody['file']}{without}: {self.melody_description}")
@@ -115,6 +156,22 @@ class Track:
             )
         lines.extend(r.notes)
         return "\n\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A request checked and resolved: what to generate, how many takes, and what to do with them."""
+
+    settings: GenerationSettings  # with a seed; duration is what to generate (a loop's material, an extend's new part)
+    export: ExportSettings
+    tempo: TempoRequest
+    takes: int
+    duration: float  # the seconds asked for: the track's, or the seconds an extend adds
+    preset_id: str | None
+    preset_family: str | None
+    mood: str | None
+    source: DecodedTrack | None = None  # the track an extend continues
+    source_model: str | None = None  # the model that made it, from its embedded recipe
 
 
 class Studio:
@@ -148,13 +205,15 @@ class Studio:
         """Pay the finishing steps' one-time costs now, not in the first track; writes nothing.
 
         Loudness and pictures import their libraries and set up filters and fonts on first use:
-        about 1.1 s of the first track's time on 2 CPU cores, against 0.3 s for every later one.
-        The app calls this at start-up, while the model loads.
+        about 1.1 s of the first track's time on 2 CPU cores, against 0.3 s for every later one. The
+        beat tracker is compiled by numba on first use: about 3 s, or 20 to 55 s the very first time
+        on a machine. The app calls this at start-up, while the model loads.
         """
         rate = MELODY_SAMPLING_RATE  # MusicGen's own rate, for every model
         noise = np.random.default_rng(0).normal(0.0, 0.05, (1, rate)).astype(np.float32)
         audio, _ = normalise_loudness(noise, rate)
         track_picture(audio, rate)
+        tempo_module.warm_up()
 
     def sample_rate_for(self, with_melody: bool) -> int:
         """The audio rate of the model that serves a request with (or without) a melody."""
@@ -184,7 +243,94 @@ class Studio:
             top_k=_whole(request.top_k, "top_k"),
             top_p=request.top_p,
             guidance_scale=request.guidance_scale,
+            negative_prompt=request.negative_prompt,
         )
+
+    def plan(self, request: TrackRequest) -> _Plan:
+        """Check a request and resolve it: preset, settings, export, takes, tempo, and the track to extend."""
+        if request.extend:
+            return self._plan_extend(request)
+        preset = self.presets.find(request.preset)
+        settings = self.settings_for(request, preset)
+        tempo = TempoRequest.from_request(request.bpm, request.loop, request.bars, _preset_bpm(preset))
+        if settings.duration > self.max_duration:
+            raise InvalidInputError(
+                f"duration must be at most {self.max_duration:g} seconds on this server, got {settings.duration:g}."
+            )
+        if not settings.prompt and not request.melody:
+            raise InvalidInputError(
+                "The prompt is empty: describe the music (e.g. 'rainy night, mellow piano, slow'), "
+                "pick a preset, or give a melody to follow."
+            )
+        return self._planned(request, settings, tempo, preset.id if preset else None, preset)
+
+    def _plan_extend(self, request: TrackRequest) -> _Plan:
+        """An extend: the track to continue, and the prompt, preset and model of its recipe when none is given."""
+        seconds = request.duration if request.duration is not None else DEFAULT_EXTEND_SECONDS
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise InvalidInputError(f"seconds must be a number of seconds to add, got {quoted(seconds)}.")
+        if not MIN_EXTEND_SECONDS <= seconds <= MAX_EXTEND_SECONDS:
+            raise InvalidInputError(
+                f"seconds must be from {MIN_EXTEND_SECONDS:g} to {MAX_EXTEND_SECONDS:g} (how much to add), "
+                f"got {seconds:g}."
+            )
+        source = read_track(request.extend, max_seconds=self.max_duration)
+        if source.seconds + seconds > self.max_duration:
+            raise InvalidInputError(
+                f"{source.source_name!r} is {source.seconds:.1f} s long; adding {seconds:g} s would make "
+                f"{source.seconds + seconds:.1f} s, over this server's {self.max_duration:g} s. Add at most "
+                f"{max(0.0, self.max_duration - source.seconds):.1f} s."
+            )
+        parent = _embedded_recipe(request.extend)
+        preset = self.presets.find(request.preset)
+        if request.prompt and request.prompt.strip() or preset is not None:
+            settings = self.settings_for(replace(request, duration=seconds), preset)
+            preset_id, mood = (preset.id if preset else None), None
+        elif parent is not None:  # the recipe's prompt as it was resolved, its preset and sampling reused
+            reused = replace(
+                request,
+                prompt=parent.settings.prompt,
+                preset=None,
+                duration=seconds,
+                temperature=_given(request.temperature, parent.settings.temperature),
+                top_k=_given(request.top_k, parent.settings.top_k),
+                top_p=_given(request.top_p, parent.settings.top_p),
+                guidance_scale=_given(request.guidance_scale, parent.settings.guidance_scale),
+                negative_prompt=_given(request.negative_prompt, parent.settings.negative_prompt),
+            )
+            settings = self.settings_for(reused)
+            preset_id, mood, preset = parent.preset, parent.mood, None
+        else:
+            raise InvalidInputError(
+                f"{source.source_name!r} carries no Moodtape recipe, so there is no prompt to reuse: "
+                "describe how the music should go on (e.g. 'the same groove, building up')."
+            )
+        tempo = TempoRequest.from_request(request.bpm, request.loop, request.bars, _preset_bpm(preset))
+        plan = self._planned(request, settings, tempo, preset_id, preset)
+        source_model = parent.model_id if parent is not None else None
+        return replace(plan, source=source, source_model=source_model, mood=mood or plan.mood)
+
+    def _planned(
+        self,
+        request: TrackRequest,
+        settings: GenerationSettings,
+        tempo: TempoRequest,
+        preset_id: str | None,
+        preset: presets_module.Preset | None,
+    ) -> _Plan:
+        export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
+        takes = _variations(request.variations)
+        duration = settings.duration
+        generate = tempo.seconds_to_generate(duration)
+        if generate > self.max_duration:
+            raise InvalidInputError(
+                f"A {tempo.bars_for(duration)}-bar loop at {tempo.bpm:g} BPM needs {generate:g} s of music to cut "
+                f"from, over this server's {self.max_duration:g} s; ask for fewer bars."
+            )
+        settings = replace(settings, prompt=tempo.prompt_for(settings.prompt), duration=generate).with_seed()
+        mood = " ".join((request.prompt or "").split()) or None
+        family = preset.family if preset is not None else None
+        return _Plan(settings, export, tempo, takes, duration, preset_id, family, mood)
 
     def make_track(
         self,
@@ -196,60 +342,107 @@ class Studio:
         on_audio: AudioCallback | None = None,
         on_status: MelodyProgress | None = None,
     ) -> Track:
-        """Generate one track and write it; raises ``MoodtapeError`` subclasses for bad input.
+        """Generate a track (or several takes, or an extend) and write it; raises ``MoodtapeError`` for bad input.
 
         Files go to a fresh folder under ``output_dir`` with descriptive names, or to
         ``destination`` (a .wav path) with the recipe beside it as ``<name>.recipe.json``.
-        ``on_audio`` receives pieces of audio while the track is made (streaming); ``on_status``
-        hears of the steps before decoding starts ("Separating the melody", fraction done).
+        ``on_audio`` receives pieces of audio while the track is made (streaming, one take only);
+        ``on_status`` hears of the steps before decoding starts ("Separating the melody", fraction done).
+        The first take is returned; the others are in its ``takes``.
         """
-        # 1. Validate and resolve the preset
-        preset = self.presets.find(request.preset)
-        settings = self.settings_for(request, preset).with_seed()
-        export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
-        if settings.duration > self.max_duration:
-            raise InvalidInputError(
-                f"duration must be at most {self.max_duration:g} seconds on this server, got {settings.duration:g}."
-            )
-        if not settings.prompt and not request.melody:
-            raise InvalidInputError(
-                "The prompt is empty: describe the music (e.g. 'rainy night, mellow piano, slow'), "
-                "pick a preset, or give a melody to follow."
-            )
+        # 1. Validate and resolve: preset, settings, export, takes, tempo, the track to extend
+        plan = self.plan(request)
 
         # 2. Prepare the melody: decode it, then take out a song's drums and bass (once per file)
         hum = self.prepare_melody(request.melody) if request.melody else None
         heard = self.hear_melody(hum, request, on_status, cancel) if hum else None
         notes = [*hum.notes, *heard.notes] if hum and heard else []
-        if hum and preset is not None and preset.family == "text":
+        if hum and plan.preset_family == "text":
             notes.append(
-                f"The preset '{preset.name}' was written for text-only generation; it may follow a hum loosely."
+                f"The preset '{plan.preset_id}' was written for text-only generation; it may follow a hum loosely."
+            )
+        if plan.takes > 1 and on_audio is not None:
+            notes.append("Several takes are made together, so none of them plays while it is made.")
+
+        # 3. Generate: one take, or every take in one batch; an extend continues the end of its track
+        engine = self.engine_for(with_melody=hum is not None or plan.source_model == self.melody_engine.model_id)
+        melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
+        prompt = AudioPrompt(np.asarray(plan.source.samples), plan.source.sample_rate) if plan.source else None
+        if plan.takes == 1:
+            one = engine.generate(
+                plan.settings,
+                melody=melody,
+                audio_prompt=prompt,
+                on_progress=on_progress,
+                cancel=cancel,
+                on_audio=on_audio,
+            )
+            made = [one]
+        else:
+            made = engine.generate_takes(
+                plan.settings, plan.takes, melody=melody, audio_prompt=prompt, on_progress=on_progress, cancel=cancel
             )
 
-        # 3. Generate
-        engine = self.engine_for(with_melody=hum is not None)
-        melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
-        generated = engine.generate(settings, melody=melody, on_progress=on_progress, cancel=cancel, on_audio=on_audio)
-        rate = generated.sample_rate
-        notes.extend(generated.notes)
+        # 4. Finish each take (join, tempo, loop, loudness, stems), then describe and write them all
+        finished = [self._finish(plan, generated, cancel) for generated in made]
+        recipes = [self._recipe(plan, g, f, hum, heard, notes) for g, f in zip(made, finished, strict=True)]
+        names = _file_names(recipes, destination)
+        takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
+        recipes = [replace(r, takes=takes if len(takes) > 1 else ()) for r in recipes]
+        folder = Path(destination).parent if destination is not None else self.store.new_job_folder()
+        melody_picture, melody_description = (
+            melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
+            if heard
+            else (None, None)
+        )
+        tracks = [
+            self._write(plan, g, f, r, folder, name, melody_picture, melody_description)
+            for g, f, r, name in zip(made, finished, recipes, names, strict=True)
+        ]
+        return replace(tracks[0], takes=tuple(tracks[1:]))
 
-        # 4. Post-process: loudness (true peak kept under -1 dBTP), then stems at the mix's gain
-        audio, loudness = normalise_loudness(generated.audio, rate, export.loudness_lufs)
-        if loudness.note:
-            notes.append(loudness.note)
-        stems: dict[str, np.ndarray] = {}
-        if export.stems:
-            stems, stems_note = self.split_stems(generated.audio, rate, loudness.gain_db, cancel)
-            if stems_note:
-                notes.append(stems_note)
+    def _finish(self, plan: _Plan, generated: GeneratedAudio, cancel: threading.Event | None) -> FinishedTake:
+        """One take's audio, finished: an extend joined to its track, then tempo, loop, loudness and stems."""
+        audio, rate = generated.audio, generated.sample_rate
+        if plan.source is not None:
+            original = resample(plan.source.samples, plan.source.sample_rate, rate)
+            audio = join_extend(original, generated.lead_in, audio, rate)
 
-        # 5. Describe it
-        recipe = Recipe(
+        def split(mix: np.ndarray, mix_rate: int, gain_db: float) -> tuple[dict[str, np.ndarray], str | None]:
+            return self.split_stems(mix, mix_rate, gain_db, cancel)
+
+        return finish_take(
+            audio,
+            rate,
+            plan.tempo,
+            loudness_lufs=plan.export.loudness_lufs,
+            out_rate=plan.export.sample_rate,
+            duration=plan.duration,
+            split_stems=split if plan.export.stems else None,
+        )
+
+    def _recipe(
+        self,
+        plan: _Plan,
+        generated: GeneratedAudio,
+        finished: FinishedTake,
+        hum: LoadedAudio | None,
+        heard: PreparedMelody | None,
+        notes: list[str],
+    ) -> Recipe:
+        """The recipe of one take: everything that made it, so it can be made again."""
+        audio, rate, loudness = finished.audio, finished.sample_rate, finished.loudness
+        export = {**plan.export.to_dict(), "loudness": loudness.to_dict(), "stems_written": sorted(finished.stems)}
+        return Recipe(
             settings=generated.settings,
             model_id=generated.model_id,
             model_revision=generated.model_revision,
-            preset=preset.id if preset is not None else None,
-            mood=" ".join((request.prompt or "").split()) or None,
+            preset=plan.preset_id,
+            mood=plan.mood,
+            melody=_melody_record(hum, heard),
+            export=export,
+            tempo=finished.tempo_record,
+            extend=_extend_record(plan, generated),
             audio_seconds=round(audio.shape[-1] / rate, 3),
             sample_rate=rate,
             channels=audio.shape[0],
@@ -260,45 +453,31 @@ class Studio:
             mode=generated.mode,
             batch_size=generated.batch_size,
             windows=generated.windows,
-            melody=_melody_record(hum, heard),
-            export={**export.to_dict(), "loudness": loudness.to_dict(), "stems_written": sorted(stems)},
-            notes=tuple(notes),
+            notes=(*notes, *generated.notes, *finished.notes),
         )
 
-        # 6. Write files: the mix in each format, the recipe beside it, the stems and their ZIP
-        if destination is None:
-            folder, file_name = self.store.new_job_folder(), track_file_name(recipe)
-        else:
-            folder, file_name = Path(destination).parent, Path(destination).with_suffix("").name
+    def _write(
+        self,
+        plan: _Plan,
+        generated: GeneratedAudio,
+        finished: FinishedTake,
+        recipe: Recipe,
+        folder: Path,
+        name: str,
+        melody_picture: np.ndarray | None,
+        melody_description: str | None,
+    ) -> Track:
+        """Write one take: the mix in each format, the recipe beside it, the stems and their ZIP; its pictures."""
+        audio, rate, stems = finished.audio, finished.sample_rate, finished.stems
+        target_rate = None if plan.tempo.loop else plan.export.sample_rate  # a loop is cut at the output rate
         title = track_title(recipe)
         metadata, recipe_json = metadata_for(recipe, title), recipe.to_json()
-        paths = export_track(
-            audio,
-            rate,
-            folder=folder,
-            file_name=file_name,
-            formats=export.formats,
-            target_rate=export.sample_rate,
-            metadata=metadata,
-            recipe_json=recipe_json,
-        )
+        common = {"folder": folder, "file_name": name, "metadata": metadata, "recipe_json": recipe_json}
+        paths = export_track(audio, rate, formats=plan.export.formats, target_rate=target_rate, **common)
+        if plan.tempo.loop:
+            mark_loop(paths["wav"])  # samplers read the loop points from the WAV's smpl chunk
         if stems:
-            paths |= export_stems(
-                stems,
-                rate,
-                folder=folder,
-                file_name=file_name,
-                target_rate=export.sample_rate,
-                metadata=metadata,
-                recipe_json=recipe_json,
-            )
-
-        # 7. Pictures: the track, its stems, the melody it followed (with its notes in words)
-        melody_picture, melody_description = (
-            melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
-            if heard
-            else (None, None)
-        )
+            paths |= export_stems(stems, rate, target_rate=target_rate, **common)
         return Track(
             paths=paths,
             recipe=recipe,
@@ -341,23 +520,6 @@ class Studio:
         return load_audio(path, MELODY_SAMPLING_RATE, max_seconds=MELODY_MAX_SECONDS, min_seconds=MELODY_MIN_SECONDS)
 
 
-def track_file_name(recipe: Recipe) -> str:
-    """A descriptive file name without extension: moodtape_<preset>_<prompt slug>_seed<seed>."""
-    parts = ["moodtape"]
-    if recipe.preset:
-        parts.append(recipe.preset)
-    parts.append(slugify(track_title(recipe), max_chars=32))
-    parts.append(f"seed{recipe.settings.seed}")
-    return "_".join(parts)
-
-
-def track_title(recipe: Recipe) -> str:
-    """The words that name a track: the mood typed, else the prompt, else the melody's file name."""
-    if recipe.mood or recipe.settings.prompt:
-        return recipe.mood or recipe.settings.prompt
-    return f"hum {Path(recipe.melody['file']).stem}" if recipe.melody else "untitled"
-
-
 def _melody_record(hum: LoadedAudio | None, heard: PreparedMelody | None) -> dict | None:
     if hum is None or heard is None:
         return None
@@ -371,13 +533,6 @@ def _melody_record(hum: LoadedAudio | None, heard: PreparedMelody | None) -> dic
     }
 
 
-def slugify(text: str, max_chars: int = 40) -> str:
-    """A short, safe file-name fragment from free text ("Rainy night, piano!" -> "rainy-night-piano")."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:max_chars].rstrip("-") or "untitled"
-
-
 def _whole(value: int | float | None, name: str) -> int | None:
     if value is None:
         return None
@@ -386,3 +541,58 @@ def _whole(value: int | float | None, name: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise InvalidInputError(f"{name} must be a whole number, got {value!r}.")
+
+
+def _extend_record(plan: _Plan, generated: GeneratedAudio) -> dict | None:
+    if plan.source is None:
+        return None
+    return {
+        "file": plan.source.source_name,
+        "sha256": plan.source.digest,
+        "seconds": round(plan.source.seconds, 3),
+        "seconds_added": plan.duration,
+        "prompt_seconds": round(generated.prompt_seconds, 3),
+        "crossfade_ms": JOIN_FADE_SECONDS * 1000,
+        "model_continued": plan.source_model,
+    }
+
+
+def _embedded_recipe(path: str | Path) -> Recipe | None:
+    """The Moodtape recipe a file carries (in its tags, or beside it), or None."""
+    path = Path(path)
+    beside = path.with_suffix("").with_suffix(RECIPE_SUFFIX)
+    try:
+        if beside.is_file():
+            return Recipe.load(beside)
+        recipe_json = read_metadata(path).get("recipe_json")
+        return Recipe.from_dict(json.loads(recipe_json)) if recipe_json else None
+    except (InvalidInputError, ValueError):
+        return None  # a file with foreign or broken tags simply has no recipe to reuse
+
+
+def _file_names(recipes: list[Recipe], destination: str | Path | None) -> list[str]:
+    """Each take's file name: descriptive, or the destination's with _take2, _take3, ... for later takes."""
+    if destination is None:
+        return [track_file_name(r) for r in recipes]
+    base = Path(destination).with_suffix("").name
+    return [base if i == 0 else f"{base}_take{i + 1}" for i in range(len(recipes))]
+
+
+def _variations(value: int | float | None) -> int:
+    if value is None or value == "":
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TAKES:
+        raise InvalidInputError(
+            f"variations must be a whole number of takes from 1 to {MAX_TAKES}, got {quoted(value)}."
+        )
+    return value
+
+
+def _given(value, fallback):
+    return fallback if value is None else value
+
+
+def _preset_bpm(preset: presets_module.Preset | None) -> int | None:
+    return preset.tags.bpm if preset is not None else None

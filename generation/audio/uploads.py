@@ -63,13 +63,7 @@ class LoadedAudio:
 def load_audio(path: str | Path, target_rate: int, *, max_seconds: float, min_seconds: float = 1.0) -> LoadedAudio:
     """Decode ``path`` and clean it into mono float32 at ``target_rate``; see the module docstring for the steps."""
     _check_limits(target_rate, max_seconds, min_seconds)
-    path = Path(path)
-    if not path.exists():
-        raise InvalidInputError(f"The audio file {path.name!r} was not found; upload it again or check the path.")
-    if not path.is_file():
-        raise InvalidInputError(f"{path.name!r} is a folder, not an audio file; choose a file inside it.")
-    if path.stat().st_size == 0:
-        raise InvalidInputError(f"The audio file {path.name!r} is empty (0 bytes); record or upload it again.")
+    path = _check_file(path)
     max_frames_seconds = max_seconds + DECODE_HEADROOM_SECONDS
     frames, rate, source_frames = _decode(path, max_frames_seconds)
     return _clean(
@@ -82,6 +76,55 @@ def load_audio(path: str | Path, target_rate: int, *, max_seconds: float, min_se
         min_seconds=min_seconds,
         kind="file",
     )
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedTrack:
+    """A whole track as it is in its file: no trimming, no level change; for continuing it (an extend)."""
+
+    samples: np.ndarray  # float32 [channels, samples], 1 or 2 channels, read-only
+    sample_rate: int  # the file's own rate
+    source_name: str  # the file name, no folders
+    digest: str  # sha256 of the file's bytes: the recipe names exactly which file was continued
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[-1] / self.sample_rate
+
+
+def read_track(path: str | Path, *, max_seconds: float, min_seconds: float = 1.0) -> DecodedTrack:
+    """Decode ``path`` as it is (any format ``load_audio`` reads); more than two channels are mixed to mono.
+
+    Refuses a file longer than ``max_seconds`` or shorter than ``min_seconds``, naming both.
+    """
+    path = _check_file(path)
+    frames, rate, total = _decode(path, max_seconds + 1.0)
+    _check_source_rate(rate, path.name)
+    seconds = total / rate
+    if seconds > max_seconds:
+        raise InvalidInputError(
+            f"{path.name!r} is {seconds:.1f} s long; this server continues tracks of at most {max_seconds:g} s."
+        )
+    if seconds < min_seconds:
+        raise InvalidInputError(f"{path.name!r} is {seconds:.2f} s long; give at least {min_seconds:g} s to continue.")
+    if not np.isfinite(frames).all():
+        raise InvalidInputError(f"{path.name!r} holds NaN or infinite samples; export it again.")
+    samples = frames.T if frames.shape[1] <= 2 else frames.mean(axis=1, keepdims=True).T
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    samples.setflags(write=False)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return DecodedTrack(samples, rate, path.name, digest)
+
+
+def _check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"The audio file {path.name!r} was not found; upload it again or check the path.")
+    if not path.is_file():
+        raise InvalidInputError(f"{path.name!r} is a folder, not an audio file; choose a file inside it.")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(f"The audio file {path.name!r} is empty (0 bytes); record or upload it again.")
+    return path
 
 
 # -- Decoding ------------------------------------------------------------------------------------------------------

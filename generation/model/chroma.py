@@ -200,13 +200,19 @@ class MelodyProcessor:
         inputs = self.tokenizer(
             prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
         )
-        given = [m for m in melodies if m is not None]
-        if given:
-            if len(given) != len(melodies):
-                raise ValueError("a batch must give a melody for every request or for none")
-            rate = given[0].sample_rate
-            inputs["input_features"] = self.extractor([m.samples for m in given], rate)
+        features = self.features(melodies)
+        if features is not None:
+            inputs["input_features"] = features
         return inputs
+
+    def features(self, melodies: list[Melody | None]) -> torch.Tensor | None:
+        """The melodies' chroma ``[batch, frames, num_chroma]``, or None when no request gives a melody."""
+        given = [m for m in melodies if m is not None]
+        if not given:
+            return None
+        if len(given) != len(melodies):
+            raise ValueError("a batch must give a melody for every request or for none")
+        return self.extractor([m.samples for m in given], given[0].sample_rate)
 
 
 def _as_list(audio: Any) -> list[Any]:

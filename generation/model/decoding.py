@@ -44,14 +44,32 @@ def decode_range(codec: Any, codes: torch.Tensor, start: int, end: int, channels
     return np.stack(outputs).astype(np.float32)
 
 
-def decode_all(codec: Any, codes: torch.Tensor, channels: int = 1) -> np.ndarray:
-    """Audio for all frames of ``codes``, decoded ``DECODE_PIECE_FRAMES`` at a time (bounded memory)."""
+def decode_all(codec: Any, codes: torch.Tensor, channels: int = 1, start: int = 0) -> np.ndarray:
+    """Audio for frames ``start:`` of ``codes``, decoded ``DECODE_PIECE_FRAMES`` at a time (bounded memory).
+
+    An extend passes ``start`` past its audio prompt: the new audio is decoded with the prompt as context.
+    """
     total = codes.shape[-1]
     pieces = [
-        decode_range(codec, codes, start, min(total, start + DECODE_PIECE_FRAMES), channels)
-        for start in range(0, total, DECODE_PIECE_FRAMES)
+        decode_range(codec, codes, piece, min(total, piece + DECODE_PIECE_FRAMES), channels)
+        for piece in range(start, total, DECODE_PIECE_FRAMES)
     ]
     return np.concatenate(pieces, axis=-1)
+
+
+def decode_whole(codec: Any, codes: torch.Tensor, channels: int = 1) -> np.ndarray:
+    """Audio ``[channels, samples]`` for all of one request's ``codes`` in one call, as ``generate`` decodes.
+
+    One request at a time: EnCodec decoding a batch rounds differently (by about 1e-7) from decoding one
+    request, so decoding each request alone keeps a batched request's audio equal to the same request alone.
+    """
+    outputs = []
+    for channel in range(channels):
+        rows = codes[channel::channels] if channels > 1 else codes
+        with torch.inference_mode():
+            audio = type(codec).decode(codec, rows[None, None], audio_scales=[None]).audio_values
+        outputs.append(audio[0, 0].float().cpu().numpy())
+    return np.stack(outputs).astype(np.float32)
 
 
 class StreamingDecoder:
@@ -59,18 +77,28 @@ class StreamingDecoder:
 
     ``first_frames`` sets how soon the first piece is sent (small: the listener hears
     something early); later pieces carry ``every_frames``. The last ``RIGHT_MARGIN_FRAMES``
-    are held back until more codes arrive or ``finish`` is called.
+    are held back until more codes arrive or ``finish`` is called. Frames before ``start``
+    (an extend's audio prompt) are context, never sent.
     """
 
-    def __init__(self, codec: Any, on_audio, *, first_frames: int = 15, every_frames: int = 75, channels: int = 1):
+    def __init__(
+        self,
+        codec: Any,
+        on_audio,
+        *,
+        first_frames: int = 15,
+        every_frames: int = 75,
+        channels: int = 1,
+        start: int = 0,
+    ):
         self.codec, self.on_audio, self.channels = codec, on_audio, channels
         self.first_frames, self.every_frames = first_frames, every_frames
-        self.sent = 0  # frames already sent as audio
+        self.start = self.sent = start  # frames already sent as audio (or not to send)
 
     def update(self, codes: torch.Tensor) -> None:
         """Offer the codes so far ``[rows, frames]``; sends a piece when enough new frames are safe to decode."""
         safe = codes.shape[-1] - RIGHT_MARGIN_FRAMES
-        wanted = self.first_frames if self.sent == 0 else self.every_frames
+        wanted = self.first_frames if self.sent == self.start else self.every_frames
         if safe - self.sent >= wanted:
             self._send(codes, safe)
 

@@ -4,12 +4,15 @@ Requests that arrive together for the same model are generated as one batch
 (each keeps its own seed and settings, see ``sampling.py``); tracks longer than
 one 30 s window are continued window by window, each conditioned on the end of
 the last; new audio can be streamed to a callback while the rest is made.
+An extend continues given audio the same way: its end, as codes, prompts the
+first window (``continuation.py``). A negative prompt conditions guidance's
+unconditional half (``guidance.py``). Several takes of one request run as one batch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -19,8 +22,9 @@ import numpy as np
 
 from ..config import ServerConfig
 from ..errors import GenerationCancelled, InvalidInputError, OutOfMemory
-from ..settings import GenerationSettings
+from ..settings import MAX_SEED, GenerationSettings
 from .codes import join, undelay, window_seed
+from .continuation import AUDIO_PROMPT_SECONDS, LEAD_IN_FRAMES, encode_prompt, prompt_samples
 from .loading import load_checkpoint, pick_device, prepare_for_generation, shared_weights_copy
 from .model_thread import on_model_thread
 from .types import (
@@ -28,6 +32,7 @@ from .types import (
     MELODY,
     TEXT,
     AudioCallback,
+    AudioPrompt,
     GeneratedAudio,
     Melody,
     ProgressCallback,
@@ -38,6 +43,7 @@ MELODY_MODEL_ENV = "MUSICGEN_MELODY_MODEL"
 WINDOW_SECONDS = 30.0  # MusicGen's training window; longer tracks are continued window by window
 EXTEND_STRIDE_SECONDS = 18.0  # new audio per continuation window; the other 12 s are the prompt (as audiocraft)
 BATCH_GATHER_SECONDS = 0.05  # a batch leader waits this long for requests arriving at the same moment
+MAX_TAKES = 4  # takes of one request made at once: the 4-request batch where throughput stops growing on 2 cores
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +57,33 @@ class _Job:
     on_progress: ProgressCallback | None
     cancel: threading.Event | None
     on_audio: AudioCallback | None
-    frames: int
+    frames: int  # new code frames to make
+    prompt: Any = None  # an extend's audio prompt as codes [rows, frames], or None
+    prefix_tokens: int = 0  # melody model: the text tokens its prefix holds (prompt or negative, the longer)
     notes: tuple[str, ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     result: GeneratedAudio | None = None
     error: BaseException | None = None
 
     @property
+    def prompt_frames(self) -> int:
+        return 0 if self.prompt is None else int(self.prompt.shape[-1])
+
+    @property
+    def negative_prompt(self) -> str:
+        """The negative prompt guidance uses: none when the request has no guidance."""
+        return self.settings.negative_prompt if self.settings.guidance_scale > 1 else ""
+
+    @property
     def batch_key(self) -> tuple:
-        """Requests batch together only when they take the same steps with the same kind of input."""
-        melody_length = None if self.melody is None else len(self.melody.samples)  # padding would change the chroma
-        return (self.frames, melody_length)
+        """Requests batch together only when padding would change none of them.
+
+        Padding would change a melody's chroma; a code prompt's left padding would shift its positions;
+        the melody model reads text as a prefix, where padding is attended like text (the text model's
+        cross-attention masks it out).
+        """
+        melody = None if self.melody is None else (len(self.melody.samples), self.melody.sample_rate)
+        return (self.frames, melody, self.prompt_frames, self.prefix_tokens)
 
     def finish(self, result: GeneratedAudio | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -77,6 +99,8 @@ class MusicGenEngine:
     also follows a hummed or played melody). ``fast`` stores the decoder's linear
     layers as int8 on CPU: about twice as fast, and the audio differs slightly from
     the exact path. ``max_batch`` caps how many concurrent requests run as one batch.
+    Tracks longer than ``window_seconds`` continue ``window_seconds - extend_stride``
+    of the last window; an extend continues at most ``prompt_seconds`` of its audio.
     What is not given comes from ``config`` (default: ``ServerConfig.from_env()``).
     """
 
@@ -91,12 +115,17 @@ class MusicGenEngine:
         max_batch: int | None = None,
         window_seconds: float = WINDOW_SECONDS,
         extend_stride: float = EXTEND_STRIDE_SECONDS,
+        prompt_seconds: float | None = None,
         config: ServerConfig | None = None,
     ):
         if family not in (TEXT, MELODY):
             raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
         if not 0 < extend_stride < window_seconds:
             raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
+        if prompt_seconds is None:  # the same share of a window as 20 s of 30 s, at most 20 s
+            prompt_seconds = min(AUDIO_PROMPT_SECONDS, window_seconds * AUDIO_PROMPT_SECONDS / WINDOW_SECONDS)
+        if not 0 < prompt_seconds < window_seconds:
+            raise ValueError(f"prompt_seconds must be between 0 and window_seconds, got {prompt_seconds}")
         self.config = config or ServerConfig.from_env()
         self.family = family
         self.model_id = model_id or (self.config.text_model if family == TEXT else self.config.melody_model)
@@ -104,6 +133,7 @@ class MusicGenEngine:
         self.fast = self.config.fast_cpu if fast is None else fast
         self.max_batch = max(1, max_batch or self.config.max_batch)
         self.window_seconds, self.extend_stride = window_seconds, extend_stride
+        self.prompt_seconds = prompt_seconds  # an extend continues at most this much of the given audio
         self._device = device or self.config.device
         self._model: Any = None
         self._processor: Any = None
@@ -185,38 +215,110 @@ class MusicGenEngine:
         settings: GenerationSettings,
         *,
         melody: Melody | None = None,
+        audio_prompt: AudioPrompt | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
         on_audio: AudioCallback | None = None,
     ) -> GeneratedAudio:
         """Generate ``settings.duration`` seconds of audio for ``settings.prompt`` (and ``melody``).
 
-        The same settings (seed included) and melody on the same machine give the same
-        audio, whether the request ran alone or batched with others. ``on_audio`` receives
-        new audio while it is made. Raises ``GenerationCancelled`` when ``cancel`` is set.
+        With ``audio_prompt`` (an extend) the audio continues the end of that audio, and the result holds
+        only the new ``settings.duration`` seconds. The same settings (seed included), melody and audio
+        prompt on the same machine give the same audio, whether the request ran alone or batched with
+        others. ``on_audio`` receives new audio while it is made. Raises ``GenerationCancelled`` when
+        ``cancel`` is set.
+        """
+        job = self._job(settings.with_seed(), melody, audio_prompt, on_progress, cancel, on_audio)
+        return self._submit([job])[0]
+
+    def generate_takes(
+        self,
+        settings: GenerationSettings,
+        takes: int,
+        *,
+        melody: Melody | None = None,
+        audio_prompt: AudioPrompt | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GeneratedAudio]:
+        """``takes`` takes of one request, with seeds ``seed``, ``seed + 1``, ... (a missing seed is drawn).
+
+        The takes are queued together, so they run as one batch (up to ``max_batch``); each is exactly
+        what ``generate`` gives for its seed alone. ``on_progress`` sees the steps of all takes together.
         """
         # 1. Check inputs
+        if isinstance(takes, bool) or not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
+            raise InvalidInputError(f"takes must be a whole number from 1 to {MAX_TAKES}, got {takes!r}.")
+        settings = settings.with_seed()
+        assert settings.seed is not None
+
+        # 2. One request's checks and audio prompt, shared by every take; the seeds wrap past MAX_SEED
+        first = self._job(settings, melody, audio_prompt, None, cancel, None)
+        progress = _TakesProgress(on_progress, takes) if on_progress is not None else None
+        jobs = [
+            replace(
+                first,
+                settings=replace(settings, seed=(settings.seed + i) % (MAX_SEED + 1)),
+                on_progress=None if progress is None else progress.for_take(i),
+                done=threading.Event(),
+            )
+            for i in range(takes)
+        ]
+        # 3. Queue them together: the model thread takes them as one batch
+        return self._submit(jobs)
+
+    def _job(
+        self,
+        settings: GenerationSettings,
+        melody: Melody | None,
+        audio_prompt: AudioPrompt | None,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        on_audio: AudioCallback | None,
+    ) -> _Job:
+        """Check one request and prepare what it needs before queueing: notes, and an extend's prompt codes."""
         if melody is not None and self.family != MELODY:
             raise InvalidInputError(
                 f"The model '{self.model_id}' follows text only; a melody needs a MusicGen-Melody model."
             )
-        if not settings.prompt and melody is None:
+        if audio_prompt is not None and not isinstance(audio_prompt, AudioPrompt):
+            raise InvalidInputError(f"audio_prompt must be an AudioPrompt, got {type(audio_prompt).__name__}.")
+        if not settings.prompt and melody is None and audio_prompt is None:
             raise InvalidInputError("The prompt is empty: describe the music, e.g. 'rainy night, mellow piano, slow'.")
-        settings = settings.with_seed()
         self.load()
-        notes = self._prompt_notes(settings.prompt)
+        notes, tokens = self._text_notes(settings)
+        prompt = None
+        if audio_prompt is not None:
+            prompt, note = self._audio_prompt_codes(audio_prompt)
+            notes += note
+        # Enough whole frames to cover the duration: a duration between frames rounds up, then audio is cut
+        frames = math.ceil(round(settings.duration * self.frame_rate, 6))
+        return _Job(
+            settings,
+            melody,
+            on_progress,
+            cancel,
+            on_audio,
+            frames=frames,
+            prompt=prompt,
+            prefix_tokens=tokens if self.family == MELODY else 0,
+            notes=notes,
+        )
 
-        # 2. Queue the request; the model thread runs the oldest waiting requests as one batch
-        frames = round(settings.duration * self.frame_rate)
-        job = _Job(settings, melody, on_progress, cancel, on_audio, frames=frames, notes=notes)
+    def _submit(self, jobs: list[_Job]) -> list[GeneratedAudio]:
+        """Queue ``jobs`` together, let the model thread run them, and return their results in order."""
         with self._queue_lock:
-            self._waiting.append(job)
+            self._waiting.extend(jobs)
         on_model_thread(self._drain)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        for job in jobs:
+            job.done.wait()
+        results = []
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
+            assert job.result is not None
+            results.append(job.result)
+        return results
 
     def _drain(self) -> None:
         """On the model thread: run batches until no request of this engine is waiting."""
@@ -228,31 +330,72 @@ class MusicGenEngine:
                         return
                 self._run(self._take_batch())
 
-    def _prompt_notes(self, prompt: str) -> tuple[str, ...]:
-        tokens = len(self._processor.tokenizer(prompt)["input_ids"])
-        if tokens <= MAX_PROMPT_TOKENS:
-            return ()
-        return (
-            f"The prompt was cut to its first {MAX_PROMPT_TOKENS} tokens (of {tokens}): the text encoder reads no "
-            "more. Put what matters most first.",
+    def _text_notes(self, settings: GenerationSettings) -> tuple[tuple[str, ...], int]:
+        """Notes on the prompt and negative prompt, and the longer one's token count (as the encoder reads it)."""
+        notes: list[str] = []
+        counts = [0]
+        texts = [("prompt", settings.prompt)]
+        if settings.negative_prompt and settings.guidance_scale <= 1:
+            notes.append(
+                "The negative prompt did nothing: it steers guidance, and guidance is off (guidance_scale 1). "
+                "Raise guidance_scale above 1 (3 is MusicGen's default) to steer away from it."
+            )
+        elif settings.negative_prompt:
+            texts.append(("negative prompt", settings.negative_prompt))
+        for name, text in texts:
+            tokens = len(self._processor.tokenizer(text)["input_ids"])
+            counts.append(min(tokens, MAX_PROMPT_TOKENS))
+            if tokens > MAX_PROMPT_TOKENS:
+                notes.append(
+                    f"The {name} was cut to its first {MAX_PROMPT_TOKENS} tokens (of {tokens}): the text encoder "
+                    "reads no more. Put what matters most first."
+                )
+        return tuple(notes), max(counts)
+
+    def _audio_prompt_codes(self, audio_prompt: AudioPrompt) -> tuple[Any, tuple[str, ...]]:
+        """An extend's audio prompt as codes ``[rows, frames]`` (encoded once, on the model thread), and a note."""
+        samples = prompt_samples(
+            audio_prompt,
+            sample_rate=self.sample_rate,
+            channels=self._audio_channels,
+            hop=self._hop,
+            max_seconds=self.prompt_seconds,
         )
+        codes = on_model_thread(encode_prompt, self._model.audio_encoder, samples, self._num_codebooks)
+        given = np.shape(audio_prompt.samples)[-1] / audio_prompt.sample_rate
+        used = samples.shape[-1] / self.sample_rate
+        if given - used <= 1 / self.frame_rate:  # all of it, but for less than a frame cut to whole frames
+            return codes, ()
+        return codes, (f"The model continued the last {used:.1f} s of the {given:.1f} s given; it hears no more.",)
 
     def _take_batch(self) -> list[_Job]:
         with self._queue_lock:
             first = self._waiting[0]
-            long_form = first.settings.duration > self.window_seconds
-            limit = 1 if long_form else self.max_batch
+            limit = 1 if self._is_long(first) else self.max_batch
             batch = [j for j in self._waiting if j.batch_key == first.batch_key][:limit]
             batch = batch if first in batch else [first]
             for job in batch:
                 self._waiting.remove(job)
         return batch
 
+    @property
+    def _hop(self) -> int:
+        """Audio samples per codec frame."""
+        return round(self.sample_rate / self.frame_rate)
+
+    @property
+    def _window_frames(self) -> int:
+        return round(self.window_seconds * self.frame_rate)
+
+    def _is_long(self, job: _Job) -> bool:
+        """Whether the request's audio prompt and new frames together need more than one window."""
+        return job.prompt_frames + job.frames > self._window_frames
+
     def _run(self, jobs: list[_Job]) -> None:
         try:
             if self._model is None:  # unloaded while these waited
                 self.load()
-            if jobs[0].settings.duration > self.window_seconds:
+            if self._is_long(jobs[0]):
                 results = [self._run_long(jobs[0])]
             else:
                 results = self._run_window_batch(jobs)
@@ -277,68 +420,105 @@ class MusicGenEngine:
                 job.finish(result=result)
 
     def _run_window_batch(self, jobs: list[_Job]) -> list[GeneratedAudio]:
-        """One window (up to 30 s) for a batch of requests with the same length."""
+        """One window (up to 30 s, audio prompt included) for a batch of requests with the same batch key."""
+        import torch
+
         started = time.perf_counter()
         streamers = [_stream_for(job, self._model) for job in jobs]
-        codes, audio = self._sample_window(jobs, jobs[0].frames, streamers=streamers)
+        start = jobs[0].prompt_frames
+        prompt = None if start == 0 else torch.stack([job.prompt for job in jobs])
+        # An extend's window starts with its audio prompt; the melody starts with the new audio
+        window_jobs = [replace(job, melody=_melody_from(job.melody, -start / self.frame_rate)) for job in jobs]
+        earlier = [job.prompt for job in jobs]
+        codes = self._sample_window(window_jobs, jobs[0].frames, prompt=prompt, streamers=streamers, earlier=earlier)
+        audios = []
         for streamer, job_codes in zip(streamers, codes, strict=True):
             if streamer is not None:
                 streamer.finish(job_codes)
+            audios.append(self._decode(job_codes, start))
         taken = time.perf_counter() - started
-        samples = round(jobs[0].settings.duration * self.sample_rate)
         return [
-            self._result(job, audio[i][:, :samples], codes[i], taken, batch_size=len(jobs), windows=1)
-            for i, job in enumerate(jobs)
+            self._result(job, audio, job_codes[:, start:], taken, len(jobs), windows=1)
+            for job, audio, job_codes in zip(jobs, audios, codes, strict=True)
         ]
 
-    def _run_long(self, job: _Job) -> GeneratedAudio:
-        """A track longer than one window: each new window continues the last ``window - stride`` seconds."""
-        from .decoding import decode_all
+    def _decode(self, codes, start: int) -> np.ndarray:
+        """Audio for one request's codes from frame ``start`` on (past an extend's audio prompt), lead-in first.
 
+        Each request is decoded alone: its audio is then the same whatever it was batched with. An extend's new
+        audio is decoded in pieces with its audio prompt's end as context, as streaming decodes it; its lead-in
+        (the prompt's last ``LEAD_IN_FRAMES``) is decoded on its own with the new audio's start as look-ahead.
+        """
+        from .decoding import decode_all, decode_range, decode_whole
+
+        codec, channels = self._model.audio_encoder, self._audio_channels
+        if start == 0 and codes.shape[-1] <= self._window_frames:
+            return decode_whole(codec, codes, channels)  # as generate decodes one request: the same audio as ever
+        new = decode_all(codec, codes, channels, start)
+        if start == 0:
+            return new
+        return np.concatenate([decode_range(codec, codes, max(0, start - LEAD_IN_FRAMES), start, channels), new], -1)
+
+    def _plan(self, job: _Job) -> list[int]:
+        """New frames per window: the first fills the window after any audio prompt, the rest a stride each."""
+        stride = round(self.extend_stride * self.frame_rate)
+        first = min(job.frames, self._window_frames - job.prompt_frames)
+        plan = [first] + [stride] * -(-(job.frames - first) // stride)
+        plan[-1] -= sum(plan) - job.frames  # the last window makes only what is left
+        return plan
+
+    def _run_long(self, job: _Job) -> GeneratedAudio:
+        """More than one window: each new window continues the last ``window - stride`` seconds.
+
+        An extend's first window continues its whole audio prompt (``prompt_seconds`` at most).
+        """
         started = time.perf_counter()
         fps = self.frame_rate
-        window, stride = round(self.window_seconds * fps), round(self.extend_stride * fps)
-        plan = [window] + [stride] * -(-(job.frames - window) // stride)
-        plan[-1] -= sum(plan) - job.frames  # the last window makes only what is left
+        context = self._window_frames - round(self.extend_stride * fps)
+        plan = self._plan(job)
         total_steps = sum(n + self._num_codebooks - 1 for n in plan)
         streamer = _stream_for(job, self._model)
-        codes = None
+        codes, start = job.prompt, job.prompt_frames  # codes so far: the audio prompt's, then the new ones
         done_steps = 0
         for index, new_frames in enumerate(plan):
-            prompt = None if codes is None else codes[:, -(window - stride) :]
-            offset_s = 0.0 if codes is None else (codes.shape[-1] - prompt.shape[-1]) / fps
+            prompt = None if codes is None else codes if index == 0 else codes[:, -context:]
+            # where this window starts, in seconds from the start of the new audio (an extend's first: before it)
+            offset_s = 0.0 if codes is None else (codes.shape[-1] - prompt.shape[-1] - start) / fps
             progress = _offset_progress(job.on_progress, done_steps, total_steps)
             melody = _melody_from(job.melody, offset_s)
             window_job = replace(job, on_progress=progress, frames=new_frames, melody=melody)
-            window_codes, _ = self._sample_window(
-                [window_job], new_frames, prompt=prompt, streamers=[streamer], earlier=codes, decode=False
+            window_codes = self._sample_window(
+                [window_job],
+                new_frames,
+                prompt=None if prompt is None else prompt[None],
+                streamers=[streamer],
+                earlier=[codes],
             )
             new = window_codes[0] if prompt is None else window_codes[0][:, prompt.shape[-1] :]
             codes = new if codes is None else join(codes, new)
             done_steps += new_frames + self._num_codebooks - 1
-            log.info("Long-form window %d/%d done: %.1f s of audio so far", index + 1, len(plan), codes.shape[-1] / fps)
+            made = (codes.shape[-1] - start) / fps
+            log.info("Long-form window %d/%d done: %.1f s of new audio so far", index + 1, len(plan), made)
         if streamer is not None:
             streamer.finish(codes)
-        audio = decode_all(self._model.audio_encoder, codes, self._audio_channels)
-        samples = round(job.settings.duration * self.sample_rate)
-        return self._result(job, audio[:, :samples], codes, time.perf_counter() - started, 1, len(plan))
+        audio = self._decode(codes, start)
+        return self._result(job, audio, codes[:, start:], time.perf_counter() - started, 1, len(plan))
 
     @property
     def _num_codebooks(self) -> int:
-        return int(self._model.decoder.num_codebooks)
+        """Codebooks per audio channel (4); transformers' ``decoder.num_codebooks`` counts every channel's."""
+        return int(self._model.decoder.num_codebooks) // self._audio_channels
 
     @property
     def _audio_channels(self) -> int:
         return int(self._model.decoder.config.audio_channels)
 
-    def _sample_window(
-        self, jobs: list[_Job], new_frames: int, *, prompt=None, streamers=(), earlier=None, decode: bool = True
-    ):
-        """Sample ``new_frames`` of codes (after an optional code ``prompt``) for each job; return codes and audio.
+    def _sample_window(self, jobs: list[_Job], new_frames: int, *, prompt=None, streamers=(), earlier=()):
+        """Sample ``new_frames`` of codes (after an optional code ``prompt``) for each job.
 
-        Codes come back per job as ``[rows, prompt frames + new frames]``; audio is generate's own decode,
-        or empty with ``decode=False`` (a long track decodes all its windows' codes once, at the end).
-        ``earlier`` holds all codes of a long track so far (ending with ``prompt``), for streaming.
+        ``prompt`` is ``[jobs, rows, frames]``. Codes come back as ``[jobs, rows, prompt frames + new
+        frames]``; generate's own decode is skipped (each caller decodes what it keeps). ``earlier`` holds,
+        per job, all its codes so far (ending with its ``prompt``) for streaming, or None.
         """
         import torch
 
@@ -347,21 +527,21 @@ class MusicGenEngine:
         from transformers.generation.stopping_criteria import StoppingCriteriaList
 
         from .decoding import stream_hook, without_decoding
+        from .guidance import negative_guidance, tokenize
         from .kvcache import in_place_appends
         from .sampling import RowControl, SeededSampler, StepWatcher
 
         model, processor = self._model, self._processor
-        # 1. Encode the prompts (and melodies' chroma)
+        # 1. Encode the prompts, with any negative prompts in the same padded call (and melodies' chroma)
         prompts = [job.settings.prompt for job in jobs]
-        if self.family == TEXT:
-            inputs = processor(
-                text=prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
-            )
-        else:
-            inputs = processor(prompts, [job.melody for job in jobs])
-        inputs = inputs.to(self.device)
-        if "input_features" in inputs:
-            inputs["input_features"] = inputs["input_features"].to(model.dtype)
+        negatives = [job.negative_prompt for job in jobs]
+        inputs, negative = tokenize(processor.tokenizer, prompts, negatives, MAX_PROMPT_TOKENS)
+        if self.family == MELODY:
+            features = processor.features([job.melody for job in jobs])
+            if features is not None:
+                inputs["input_features"] = features.to(model.dtype)
+        inputs = {name: value.to(self.device) for name, value in inputs.items()}
+        negative = None if negative is None else negative.to(self.device)
         rows = self._num_codebooks * self._audio_channels
         if prompt is not None:
             inputs["decoder_input_ids"] = prompt.to(self.device).reshape(len(jobs) * rows, -1)
@@ -378,14 +558,18 @@ class MusicGenEngine:
                     self._num_codebooks,
                     self._audio_channels,
                     prompt_frames,
-                    earlier,
+                    earlier[i] if earlier else None,
                 )
         watcher = StepWatcher(controls)
         settings = [replace(job.settings, seed=window_seed(job.settings.seed, prompt_frames)) for job in jobs]
         sampler = SeededSampler(settings, rows, self.device)
-        skip = without_decoding(model.audio_encoder) if not decode else contextlib.nullcontext()
-        with torch.inference_mode(), in_place_appends(), skip:
-            audio = model.generate(
+        with (
+            torch.inference_mode(),
+            in_place_appends(),
+            without_decoding(model.audio_encoder),
+            negative_guidance(model, negative if sampler.guided else None),
+        ):
+            model.generate(
                 **inputs,
                 max_new_tokens=steps,
                 do_sample=False,
@@ -396,13 +580,15 @@ class MusicGenEngine:
         total = prompt_frames + new_frames
         codes = undelay(watcher.last_ids, total, self._audio_channels, rows).reshape(len(jobs), rows, total)
         if prompt is not None:  # the raw ids hold sampled tokens where the delay mask later restores the prompt
-            codes[:, :, :prompt_frames] = prompt.to(codes.device).reshape(len(jobs), rows, prompt_frames)
-        arrays = [audio[i].float().cpu().numpy() for i in range(len(jobs))]
-        return codes, arrays
+            codes[:, :, :prompt_frames] = prompt.to(codes.device)
+        return codes
 
     def _result(self, job: _Job, audio, codes, taken: float, batch_size: int, windows: int) -> GeneratedAudio:
+        """The request's answer from its decoded ``audio`` (an extend's lead-in first) and its new ``codes``."""
+        lead = min(job.prompt_frames, LEAD_IN_FRAMES) * self._hop
+        lead_in, audio = (audio[:, :lead], audio[:, lead:]) if lead else (None, audio)
         return GeneratedAudio(
-            audio=np.ascontiguousarray(audio, dtype=np.float32),
+            audio=np.ascontiguousarray(audio[:, : round(job.settings.duration * self.sample_rate)], dtype=np.float32),
             sample_rate=self.sample_rate,
             settings=job.settings,
             model_id=self.model_id,
@@ -415,6 +601,8 @@ class MusicGenEngine:
             batch_size=batch_size,
             windows=windows,
             notes=job.notes,
+            prompt_seconds=job.prompt_frames / self.frame_rate,
+            lead_in=None if lead_in is None else np.ascontiguousarray(lead_in, dtype=np.float32),
         )
 
 
@@ -434,11 +622,29 @@ def _offset_progress(callback: ProgressCallback | None, before: int, total: int)
 
 
 def _melody_from(melody: Melody | None, offset_s: float) -> Melody | None:
-    """The melody as heard from ``offset_s`` on, looping a short hum to cover a long track."""
-    if melody is None or offset_s <= 0:
+    """The melody as heard from ``offset_s`` on, looping a short hum to cover a long track.
+
+    A negative offset (an extend's window starting with its audio prompt) starts the melody that much later.
+    """
+    if melody is None or offset_s == 0:
         return melody
     start = round(offset_s * melody.sample_rate) % len(melody.samples)
     return Melody(np.roll(melody.samples, -start), melody.sample_rate)
+
+
+class _TakesProgress:
+    """One progress callback for several takes of one request: the steps of all of them, summed."""
+
+    def __init__(self, callback: ProgressCallback, takes: int):
+        self.callback = callback
+        self.done = [0] * takes
+
+    def for_take(self, index: int) -> ProgressCallback:
+        def report(done: int, total: int) -> None:
+            self.done[index] = done
+            self.callback(sum(self.done), total * len(self.done))  # the takes of one request take the same steps
+
+        return report
 
 
 def _stream_for(job: _Job, model: Any):
@@ -446,4 +652,5 @@ def _stream_for(job: _Job, model: Any):
         return None
     from .decoding import StreamingDecoder
 
-    return StreamingDecoder(model.audio_encoder, job.on_audio, channels=int(model.decoder.config.audio_channels))
+    channels = int(model.decoder.config.audio_channels)
+    return StreamingDecoder(model.audio_encoder, job.on_audio, channels=channels, start=job.prompt_frames)

@@ -1,4 +1,4 @@
-"""The values that cross the engine's boundary: a melody in, generated audio out, and the callbacks."""
+"""The values that cross the engine's boundary: a melody or audio to continue in, generated audio out, callbacks."""
 
 from __future__ import annotations
 
@@ -25,8 +25,24 @@ class Melody:
 
 
 @dataclass(frozen=True)
+class AudioPrompt:
+    """Audio to continue (extend): ``[channels, samples]`` float32 at any rate; the engine continues its end.
+
+    The engine resamples it to the model's rate, keeps its last ``MusicGenEngine.prompt_seconds`` (20 s with
+    the default 30 s window) in whole codec frames, and downmixes it to the model's channels.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+
+
+@dataclass(frozen=True)
 class GeneratedAudio:
-    """What one generation returns: audio as ``[channels, samples]`` float32 and how it was made."""
+    """What one generation returns: audio as ``[channels, samples]`` float32 and how it was made.
+
+    For an extend, ``audio`` and ``codes`` hold only the new audio, which starts where the given audio ends;
+    ``lead_in`` covers the given audio's last moments as the codec hears them, for a seamless join.
+    """
 
     audio: np.ndarray
     sample_rate: int
@@ -41,6 +57,9 @@ class GeneratedAudio:
     batch_size: int = 1  # requests generated together with this one
     windows: int = 1  # 30 s windows it took
     notes: tuple[str, ...] = ()  # what the person should know: a prompt cut to what the encoder reads, ...
+    prompt_seconds: float = 0.0  # an extend: the seconds at the end of the given audio the model continued
+    lead_in: np.ndarray | None = None  # an extend: the codec's decoding of the given audio's last 0.1 s, which
+    # ``audio`` continues without a seam; crossfade the given audio's end into it, then append ``audio``
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,162 @@
+"""One take from generated audio to the finished mix: join an extend, exact tempo and loop, loudness, stems.
+
+The order matters. An extend is joined first, so tempo and loudness see the whole track. The tempo is
+measured before anything changes the level. Loudness runs on the whole take before a loop is cut: its
+limiter varies over time, and cutting first would leave a step in level at the wrap. A loop is cut at the
+output rate, so its length is exact to the sample there (cutting at 32 kHz and resampling would miss by one
+sample for about a third of the tempos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio.arrays import resample
+from .audio.loops import LOOP_BARS, cut_loop, loop_start, material_seconds, most_bars, stretch_to_bpm
+from .audio.loudness import LoudnessReport, normalise_loudness
+from .audio.tempo import TempoReport, check_bpm, measure_tempo
+from .errors import InvalidInputError, quoted
+
+JOIN_FADE_SECONDS = 0.02  # an extend's crossfade from the given audio into the codec's own version of its end
+
+StemSplitter = Callable[[np.ndarray, int, float], tuple[dict[str, np.ndarray], str | None]]
+
+
+@dataclass(frozen=True)
+class TempoRequest:
+    """What a request asks of the tempo: an exact BPM, a loop of whole bars, or neither (measure only)."""
+
+    bpm: float | None = None  # 40..240: the track is stretched to exactly this tempo
+    loop: bool = False  # cut into a whole number of bars that repeat without a click (needs a tempo)
+    bars: int | None = None  # one of LOOP_BARS; None takes the most that fit the duration
+
+    @classmethod
+    def from_request(cls, bpm: object, loop: object, bars: object, preset_bpm: int | None) -> TempoRequest:
+        """From UI or API values; a loop with no BPM takes the preset's typical one."""
+        if loop is not None and not isinstance(loop, bool):
+            raise InvalidInputError(f"loop must be true or false, got {quoted(loop)}.")
+        bpm = None if bpm in (None, "", 0) and bpm is not False else bpm
+        if bpm is None and loop and preset_bpm is not None:
+            bpm = preset_bpm
+        if bars in (None, "", 0) and bars is not False:
+            bars = None
+        elif isinstance(bars, float) and bars.is_integer():
+            bars = int(bars)
+        if bars is not None and (isinstance(bars, bool) or bars not in LOOP_BARS):
+            raise InvalidInputError(f"bars must be one of {', '.join(map(str, LOOP_BARS))}, got {quoted(bars)}.")
+        if bpm is not None:
+            bpm = check_bpm(bpm)
+        if loop and bpm is None:
+            raise InvalidInputError("A loop needs a tempo: give bpm (40 to 240), or pick a preset, which has one.")
+        if bars is not None and not loop:
+            raise InvalidInputError("bars sets a loop's length: set loop to true as well, or leave bars out.")
+        return cls(bpm=bpm, loop=bool(loop), bars=bars)
+
+    def prompt_for(self, prompt: str) -> str:
+        """The prompt that says the tempo, as AudioCraft Plus does; unchanged without a BPM."""
+        if self.bpm is None:
+            return prompt
+        said = f"{self.bpm:g} bpm"
+        if prompt.endswith(said):  # a replayed recipe's prompt says it already
+            return prompt
+        return f"{prompt}, {said}" if prompt else said
+
+    def bars_for(self, duration: float) -> int:
+        """The loop's bars: as asked, or the most that fit ``duration``."""
+        assert self.bpm is not None
+        return self.bars if self.bars is not None else most_bars(duration, self.bpm)
+
+    def seconds_to_generate(self, duration: float) -> float:
+        """Seconds to ask the model for: a loop needs a little more than itself, to cut at a downbeat."""
+        if not self.loop:
+            return duration
+        return max(duration, round(material_seconds(self.bpm, self.bars_for(duration)), 2))
+
+
+@dataclass(frozen=True)
+class FinishedTake:
+    """One take ready to write: the mix at ``sample_rate``, its stems, and what was done to it."""
+
+    audio: np.ndarray  # [channels, samples] float32
+    sample_rate: int  # the model's rate, or the export rate for a loop (already resampled)
+    tempo: TempoReport  # as measured, or at the exact BPM after stretching
+    loudness: LoudnessReport
+    stems: dict[str, np.ndarray] = field(default_factory=dict)
+    tempo_record: dict = field(default_factory=dict)  # for the recipe: measured, asked, speed, loop
+    notes: tuple[str, ...] = ()
+
+
+def join_extend(original: np.ndarray, lead_in: np.ndarray, new: np.ndarray, rate: int) -> np.ndarray:
+    """The given audio, then the new audio, with a short crossfade inside the given audio's last moments.
+
+    ``lead_in`` is the codec's own version of the given audio's end, which the new audio grows out of; the
+    crossfade hands over to it in the last ``JOIN_FADE_SECONDS``, so the result is ``original`` sample for
+    sample up to there and exactly ``len(original) + len(new)`` samples long.
+    """
+    fade = min(round(JOIN_FADE_SECONDS * rate), original.shape[-1], lead_in.shape[-1])
+    if original.shape[0] != new.shape[0]:
+        original = original.mean(axis=0, keepdims=True) if new.shape[0] == 1 else np.repeat(original, 2, axis=0)
+    head = original.copy()
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+        head[:, -fade:] = original[:, -fade:] * (1 - ramp) + lead_in[:, -fade:] * ramp
+    return np.concatenate([head, new], axis=-1).astype(np.float32)
+
+
+def finish_take(
+    audio: np.ndarray,
+    rate: int,
+    tempo: TempoRequest,
+    *,
+    loudness_lufs: float | None,
+    out_rate: int | None,
+    duration: float,
+    split_stems: StemSplitter | None = None,
+) -> FinishedTake:
+    """Measure the tempo and key, stretch to the asked BPM, set the loudness, cut a loop, split stems."""
+    notes: list[str] = []
+    # 1. Tempo and key, as generated; then the exact BPM when one was asked for
+    measured = measure_tempo(audio, rate, hint_bpm=tempo.bpm)
+    record: dict = {"measured_bpm": _rounded(measured.bpm), "key": measured.key, "described": measured.describe()}
+    report, before_level = measured, audio
+    if tempo.bpm is not None:
+        stretched = stretch_to_bpm(audio, rate, measured, tempo.bpm)
+        before_level, report = stretched.audio, stretched.tempo
+        record |= {"bpm": tempo.bpm, "speed": round(stretched.speed, 5), "stretched": stretched.stretched}
+        if stretched.note:
+            notes.append(f"Tempo: {stretched.note}.")
+    elif measured.note:
+        notes.append(f"Tempo and key: {measured.note}.")
+
+    # 2. Loudness over the whole take, one gain (true peak kept under -1 dBTP)
+    levelled, loudness = normalise_loudness(before_level, rate, loudness_lufs)
+    if loudness.note:
+        notes.append(loudness.note)
+
+    # 3. A loop: resampled to the output rate first, then cut there to the exact sample
+    if tempo.loop:
+        assert tempo.bpm is not None
+        rate_out = out_rate or rate
+        levelled = resample(levelled, rate, rate_out)
+        bars = tempo.bars_for(duration)
+        start = loop_start(report, levelled.shape[-1] / rate_out, tempo.bpm, bars)
+        levelled = cut_loop(levelled, rate_out, tempo.bpm, bars, start)
+        record |= {"loop": {"bars": bars, "start_seconds": round(start, 4), "samples": levelled.shape[-1]}}
+        rate = rate_out
+
+    # 4. Stems of the finished mix, at its gain
+    stems: dict[str, np.ndarray] = {}
+    if split_stems is not None:
+        source = levelled if tempo.loop else before_level
+        gain = 0.0 if tempo.loop else loudness.gain_db  # a loop is cut from the levelled mix already
+        stems, stems_note = split_stems(source, rate, gain)
+        if stems_note:
+            notes.append(stems_note)
+    return FinishedTake(levelled, rate, report, loudness, stems, record, tuple(notes))
+
+
+def _rounded(bpm: float | None) -> float | None:
+    return None if bpm is None else round(bpm, 2)
