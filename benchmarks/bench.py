@@ -9,6 +9,8 @@ measures, in one run:
 * time to first streamed audio;
 * throughput with 1, 4 and 8 concurrent requests (Moodtape batches them) vs the same requests one by one;
 * a long-form track vs the same length made as six separate clips (exact path and fast mode);
+* four takes of one request (one batch) vs one take;
+* the finishing steps a tempo asks for (measure, stretch to an exact BPM, cut a loop) vs loudness alone;
 * peak memory (resident set) of each path, and the app's own work outside ``generate`` (decode, files).
 
 Run ``python -m benchmarks.bench`` (about 25 minutes on 2 CPU cores; ``--no-long-exact`` saves 9 of them);
@@ -22,6 +24,8 @@ import argparse
 import gc
 import os
 import platform
+import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -32,18 +36,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from generation.audio import tempo as tempo_module
+from generation.audio.loops import material_seconds
+from generation.audio.loudness import DEFAULT_TARGET_LUFS, normalise_loudness
+from generation.finishing import TempoRequest, finish_take
 from generation.model.chroma import ChromaExtractor, MelodyProcessor
 from generation.model.engine import MusicGenEngine
 from generation.model.model_thread import on_model_thread
-from generation.model.types import Melody
+from generation.model.types import GeneratedAudio, Melody
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
 from scripts.hums import hum
 from tests.random_musicgen import MELODY, SMALL, TINY, random_musicgen, text_processor, tokenizer
+from tests.rhythm_factory import A_MINOR, pattern
 
 PROMPT = "lo-fi hip hop beat, mellow Rhodes chords, vinyl crackle, 80 BPM"
 MELODY_NOTES = ("A3", "C#4", "E4", "A4") * 4  # a rising arpeggio, hummed for 8 s
 RATE = 32_000  # the hum's sample rate, MusicGen's own
+TAKES = 4  # takes of one request, made as one batch (the most a request may ask for)
+LOOP_BPM, LOOP_BARS = 120, 2  # the loop the finishing row cuts: 4 s, the common case
+DRUMS_BPM = 117  # drums this far (2.5%) from LOOP_BPM are stretched to it, as a real take would be
+FINISH_RUNS = 3  # each finishing path runs this many times after a warm-up run; the median is reported
 
 
 @dataclass
@@ -212,6 +225,74 @@ def long_form_row(engine: MusicGenEngine, seconds: float, mode: str) -> Row:
     )
 
 
+def takes_row(engine: MusicGenEngine, seconds: float, one_take: float) -> Row:
+    """``TAKES`` takes of one request (one batch) vs one take of it, in wall seconds on the same engine."""
+    started = time.perf_counter()
+    engine.generate_takes(GenerationSettings(prompt=PROMPT, duration=seconds, seed=1), TAKES)
+    takes = time.perf_counter() - started
+    return Row(
+        f"{TAKES} takes of {seconds:g} s vs one take, exact (s; plain column: one take)",
+        f"{one_take:.1f}",
+        f"{takes:.1f}",
+        f"{takes / one_take:.2f}x time",
+        "<= 2.2x",
+    )
+
+
+def finishing_seconds(audio: np.ndarray, rate: int, tempo: TempoRequest | None) -> tuple[float, dict]:
+    """Median wall seconds of ``finish_take`` with ``tempo`` on ``audio`` (plain ``normalise_loudness`` when
+    ``tempo`` is None) over ``FINISH_RUNS`` runs after one warm-up run, and the tempo record of the last."""
+
+    def once() -> dict:
+        if tempo is None:
+            normalise_loudness(audio, rate, DEFAULT_TARGET_LUFS)
+            return {}
+        seconds = audio.shape[-1] / rate
+        finished = finish_take(audio, rate, tempo, loudness_lufs=DEFAULT_TARGET_LUFS, out_rate=None, duration=seconds)
+        return finished.tempo_record
+
+    record = once()
+    times = []
+    for _ in range(FINISH_RUNS):
+        started = time.perf_counter()
+        record = once()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), record
+
+
+def finishing_rows(engine: MusicGenEngine, made: GeneratedAudio, say: Callable[..., object]) -> list[Row]:
+    """Measuring the tempo, stretching to ``LOOP_BPM`` and cutting a loop, on top of loudness, after warm-up.
+
+    On the generated clip (a random model's has no beat, so it is measured but not stretched), and on drums at
+    ``DRUMS_BPM`` that are stretched. A clip too short for the loop (``--clip`` below 6.5 s) is made again longer.
+    """
+    tempo_module.warm_up()  # as Studio.warm_up does at start-up: numba compiles the beat tracker once
+    needed = round(material_seconds(LOOP_BPM, LOOP_BARS), 2)
+    if made.duration < needed:
+        made = engine.generate(GenerationSettings(prompt=PROMPT, duration=needed, seed=1))
+    rate, seconds = made.sample_rate, made.duration
+    drums = pattern(DRUMS_BPM, seconds, rate, chords=A_MINOR)
+    loop = TempoRequest(bpm=LOOP_BPM, loop=True, bars=LOOP_BARS)
+    rows = []
+    for source, audio in (("generated clip", made.audio), (f"drums at {DRUMS_BPM} BPM", drums)):
+        loudness, _ = finishing_seconds(audio, rate, None)
+        measure, _ = finishing_seconds(audio, rate, TempoRequest())
+        looped, record = finishing_seconds(audio, rate, loop)
+        done = f"stretched to {LOOP_BPM} BPM" if record.get("stretched") else f"not stretched: {record['described']}"
+        rows.append(
+            Row(
+                f"tempo, stretch and loop added to a {seconds:g} s track after warm-up (s; plain column: loudness "
+                f"alone): {source}, {done}, {LOOP_BARS}-bar loop",
+                f"{loudness:.2f}",
+                f"{looped:.2f} (measuring only: {measure:.2f})",
+                f"+{looped - loudness:.2f} s",
+                "< 0.5 s",
+            )
+        )
+        say(rows[-1])
+    return rows
+
+
 def exact_rows(
     model, processor, exact: MusicGenEngine, args: argparse.Namespace, say: Callable[..., object]
 ) -> tuple[list[Row], Baseline]:
@@ -224,7 +305,10 @@ def exact_rows(
     plain = Baseline(plain_seconds, plain_memory.peak)
     say(f"plain {clip:g} s clip: {plain.seconds:.1f} s")
     with PeakMemory() as app_memory:
-        app = exact.generate(GenerationSettings(prompt=PROMPT, duration=clip, seed=1)).seconds_taken
+        started = time.perf_counter()
+        made = exact.generate(GenerationSettings(prompt=PROMPT, duration=clip, seed=1))
+        one_take = time.perf_counter() - started
+    app = made.seconds_taken
     say(f"app exact: {app:.1f} s")
     rows = [compute_row("text", clip, plain.seconds, app, fast=False, target="within 5% of plain")]
 
@@ -250,6 +334,9 @@ def exact_rows(
         say(f"{n} concurrent: sequential {sequential:.1f} s, batched {together:.1f} s")
 
     rows.append(memory_row("text", plain.peak, app_memory.peak))
+    rows.append(takes_row(exact, clip, one_take))
+    say(rows[-1])
+    rows += finishing_rows(exact, made, say)
     if args.long_exact:
         rows.append(long_form_row(exact, args.long_seconds, "exact"))
         say(rows[-1])
@@ -317,9 +404,27 @@ def run(args: argparse.Namespace) -> list[Row]:
     return rows + melody_rows(args, say)
 
 
+def cpu_name() -> str:
+    """The CPU's model name: /proc/cpuinfo's, else lscpu's, else what ``platform`` knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    if not any(line.lower().startswith("model name") for line in lines):
+        try:
+            lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        except (OSError, subprocess.SubprocessError):
+            lines = []
+    for line in lines:
+        if line.lower().startswith("model name") and ":" in line:
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
 def table(rows: list[Row], args: argparse.Namespace) -> str:
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
     )
     sizes = "tiny test models" if args.tiny else "random musicgen-small (420M decoder) and musicgen-melody (1.4B)"
     lines = [

@@ -12,8 +12,8 @@ from .recipe import Recipe
 def track_file_name(recipe: Recipe) -> str:
     """A file name without extension: moodtape_<preset>_<prompt slug>_seed<seed>[_<bpm>bpm][_<key>].
 
-    Tempo and key join the name when the track was made at an exact tempo, as a DAW or sampler user
-    wants to see them (``..._120bpm_A-minor``).
+    Tempo and key join the name when the track was made at an exact tempo (stretched to it, or cut as a loop of
+    whole bars at it), as a DAW or sampler user wants to see them (``..._120bpm_A-minor``).
     """
     parts = ["moodtape"]
     if recipe.preset:
@@ -21,7 +21,7 @@ def track_file_name(recipe: Recipe) -> str:
     parts.append(slugify(track_title(recipe), max_chars=32))
     parts.append(f"seed{recipe.settings.seed}")
     tempo = recipe.tempo or {}
-    if tempo.get("bpm") is not None and tempo.get("stretched", True):
+    if tempo.get("bpm") is not None and (tempo.get("stretched", True) or tempo.get("loop")):
         parts.append(f"{tempo['bpm']:g}bpm")
         if tempo.get("key"):
             parts.append(tempo["key"].replace(" ", "-"))

@@ -74,6 +74,7 @@ class TrackRequest:
         s = recipe.settings
         heard = recipe.melody or {}
         tempo = recipe.tempo or {}
+        export = recipe.export or {}
         return cls(
             prompt=s.prompt,
             melody=melody,
@@ -90,6 +91,10 @@ class TrackRequest:
             loop=bool(tempo.get("loop")),
             bars=(tempo.get("loop") or {}).get("bars"),
             extend=extend,
+            formats=export.get("formats"),
+            sample_rate=export.get("sample_rate"),
+            loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
+            stems=export.get("stems"),
         )
 
 
@@ -273,6 +278,11 @@ class Studio:
             raise InvalidInputError(
                 f"seconds must be from {MIN_EXTEND_SECONDS:g} to {MAX_EXTEND_SECONDS:g} (how much to add), "
                 f"got {seconds:g}."
+            )
+        if request.loop:
+            raise InvalidInputError(
+                "loop cannot be combined with an extend: a loop is cut from one new take. Extend without loop "
+                "(bpm still sets the tempo), or make the loop as a new track."
             )
         source = read_track(request.extend, max_seconds=self.max_duration)
         if source.seconds + seconds > self.max_duration:
