@@ -3,6 +3,10 @@
 ``gr.Textbox`` turns anything into text (``["rainy", "piano"]`` becomes the prompt
 "['rainy', 'piano']"); these pass text through, refuse other types naming the
 parameter, and take a list of formats as a list.
+
+Each sets ``is_template`` (as Gradio's own ``gr.TextArea`` does): the page then draws it with its
+parent's front end. Without it Gradio takes a subclass for a custom component and every page load
+asks for its scripts and styles, nine requests that end in 404.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from generation.errors import quoted
 class TextParameter(gr.Textbox):
     """A text parameter: text or nothing; anything else is refused with the parameter's name."""
 
+    is_template = True
+
     def preprocess(self, payload: Any) -> str | None:
         if payload is None or isinstance(payload, str):
             return payload
@@ -27,6 +33,8 @@ class TextParameter(gr.Textbox):
 
 class FormatsParameter(gr.Textbox):
     """Export formats: "wav,mp3" or ["wav", "mp3"]."""
+
+    is_template = True
 
     def preprocess(self, payload: Any) -> str | None:
         if payload is None or isinstance(payload, str):
@@ -56,5 +64,7 @@ class _MelodyFile(FileData):
 
 class MelodyParameter(gr.Audio):
     """The melody parameter: an uploaded audio file, with a clear message for anything else."""
+
+    is_template = True
 
     data_model = _MelodyFile

@@ -1,11 +1,18 @@
-"""Moodtape's Gradio app: layout and wiring around ``generation.Studio``; no model code here."""
+"""Moodtape's Gradio app: layout and wiring around ``generation.Studio``; no model code here.
+
+Read from the top: the API's parameters (declared once, for the API and the page alike), how a runner's
+updates become each endpoint's outputs, the page's parts, the wiring, then ``main()``.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
-import os
+import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +20,19 @@ import gradio as gr
 
 from api_components import FormatsParameter, MelodyParameter, TextParameter
 from generation import __version__
+from generation.config import ConfigError, ServerConfig
 from generation.errors import MoodtapeError
+from generation.presets import PresetSettings
 from generation.settings import MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION
 from generation.studio import Studio, TrackRequest
-from runner import TrackRunner
+from runner import RESULT_COUNT, Finished, InProgress, StreamTo, TrackResults, TrackRunner
 
 log = logging.getLogger("moodtape.app")
 
 DEFAULTS = TrackRequest(duration=10.0, seed=-1, temperature=1.0, top_k=250, top_p=0.0, guidance_scale=3.0)
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-EXAMPLES = [  # mood, preset, hum (made by scripts/make_example_hums.py)
+EXAMPLE_INPUTS = ("prompt", "preset", "melody")  # the parameters each example fills
+EXAMPLES = [  # hums made by scripts/make_example_hums.py
     ["rainy night, mellow piano, slow", "none", None],
     ["sunrise over the sea, hopeful", "cinematic-orchestral", None],
     ["late night drive through neon city", "synthwave", None],
@@ -49,21 +59,8 @@ MELODY_HELP = (
     "With a melody, MusicGen-Melody follows its tune (the first 30 s are used); a hum alone is enough. "
     "**Style transfer**: upload a song and pick a style (or type one) to hear its melody in that style."
 )
-API_PARAMETERS = (
-    "prompt",
-    "preset",
-    "melody",
-    "duration",
-    "seed",
-    "temperature",
-    "top_k",
-    "top_p",
-    "guidance",
-    "stems",
-    "formats",
-    "sample_rate",
-    "loudness",
-)
+GENERATE_DOC = "Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture."
+GENERATE_STREAM_DOC = "Like /generate, but first yields the audio in pieces (small WAV files) while it is made."
 LOUDNESS_CHOICES = [
     ("-14 LUFS (streaming)", -14.0),
     ("-16 LUFS (podcasts, Apple)", -16.0),
@@ -73,264 +70,188 @@ LOUDNESS_CHOICES = [
 RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz", 48_000)]
 
 
-def request_from(*values: Any) -> TrackRequest:
-    """The one place widget and API values become a request (in ``API_PARAMETERS`` order)."""
-    named = dict(zip(API_PARAMETERS, values, strict=True))
-    named["guidance_scale"] = named.pop("guidance")
-    return TrackRequest(**named)
+# -- The API's parameters, declared once ---------------------------------------------------------------------------
 
 
-def api_endpoint(runner: TrackRunner, name: str, doc: str, stream_to: str | None = None) -> Callable[..., Iterator]:
-    """An API function with the public parameter names (Gradio reads them from the signature)."""
+@dataclass(frozen=True)
+class ApiParameter:
+    """One parameter of ``/generate`` and ``/generate_stream``: its name, its hidden API input and its page widget."""
 
-    def endpoint(
-        prompt: str | None,
-        preset: str | None = None,
-        melody: str | None = None,
-        duration: float | None = None,
-        seed: float | str | None = None,
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        guidance: float | None = None,
-        stems: bool | None = None,
-        formats: str | None = None,
-        sample_rate: float | None = None,
-        loudness: float | None = None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
-    ) -> Iterator[Any]:
-        values = (prompt, preset, melody, duration, seed, temperature, top_k, top_p, guidance)
-        request = request_from(*values, stems, formats, sample_rate, loudness)
-        yield from runner.run(request, progress, stream_to=stream_to)
+    name: str  # what API clients call it
+    hidden: Callable[..., gr.Component]  # the API's hidden input, made with value=None ("the preset's or the default")
+    widget: Callable[..., gr.Component]  # the page's input; the layout adds what depends on the server
+    field: str = ""  # the TrackRequest field it fills, when that is not ``name``
+    required: bool = False  # only the prompt: clients must send it (empty is fine with a melody)
 
+    @property
+    def request_field(self) -> str:
+        return self.field or self.name
+
+
+API_PARAMETERS = (
+    ApiParameter(
+        "prompt",
+        TextParameter,
+        partial(
+            gr.Textbox,
+            label="Mood",
+            lines=1,  # with one line, Enter submits and Shift+Enter adds a line; the box grows to max_lines
+            max_lines=6,
+            elem_id="prompt",
+            placeholder="rainy night, mellow piano, slow (Enter to generate, Shift+Enter for a new line)",
+        ),
+        required=True,
+    ),
+    ApiParameter("preset", TextParameter, partial(gr.Dropdown, value="none", label="Style preset", elem_id="preset")),
+    ApiParameter(
+        "melody",
+        partial(MelodyParameter, type="filepath"),
+        partial(
+            gr.Audio,
+            sources=["upload", "microphone"],
+            type="filepath",
+            label="Hum a melody, or upload a song to restyle (optional)",
+            elem_id="melody",
+        ),
+    ),
+    ApiParameter(
+        "duration",
+        gr.Number,
+        partial(gr.Slider, MIN_DURATION, value=DEFAULTS.duration, step=1, label="Duration (s)", elem_id="duration"),
+    ),
+    ApiParameter(
+        "seed",
+        gr.Number,
+        partial(gr.Number, value=-1, precision=0, label="Seed (-1 or empty = random)", elem_id="seed"),
+    ),
+    ApiParameter(
+        "temperature",
+        gr.Number,
+        partial(gr.Slider, 0.05, MAX_TEMPERATURE, value=DEFAULTS.temperature, step=0.05, label="Temperature"),
+    ),
+    ApiParameter(
+        "top_k", gr.Number, partial(gr.Slider, 0, MAX_TOP_K, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)")
+    ),
+    ApiParameter(
+        "top_p", gr.Number, partial(gr.Slider, 0.0, 1.0, value=DEFAULTS.top_p, step=0.01, label="Top-p (0 = off)")
+    ),
+    ApiParameter(
+        "guidance",
+        gr.Number,
+        partial(
+            gr.Slider, 1.0, MAX_GUIDANCE, value=DEFAULTS.guidance_scale, step=0.5, label="Classifier-free guidance"
+        ),
+        field="guidance_scale",
+    ),
+    ApiParameter(
+        "stems",
+        gr.Checkbox,
+        partial(
+            gr.Checkbox,
+            value=False,
+            label="Split into stems: drums, bass, other, vocals (takes longer)",
+            elem_id="stems",
+        ),
+    ),
+    ApiParameter(
+        "formats",
+        FormatsParameter,
+        partial(
+            gr.CheckboxGroup,
+            ["wav", "flac", "mp3"],
+            value=["wav"],
+            label="Formats (24-bit WAV is always included)",
+            elem_id="formats",
+        ),
+    ),
+    ApiParameter(
+        "sample_rate",
+        gr.Number,
+        partial(gr.Dropdown, RATE_CHOICES, value=0, label="Sample rate", elem_id="sample-rate"),
+    ),
+    ApiParameter(
+        "loudness",
+        gr.Number,
+        partial(gr.Dropdown, LOUDNESS_CHOICES, value=-14.0, label="Loudness", elem_id="loudness"),
+    ),
+)
+API_NAMES = tuple(p.name for p in API_PARAMETERS)
+# Picking a preset fills the page's inputs for the settings it sets; one with no input applies when the track is made.
+_SET_BY_PRESETS = {f.name for f in fields(PresetSettings)}
+PRESET_FIELDS = tuple(p.request_field for p in API_PARAMETERS if p.request_field in _SET_BY_PRESETS)
+
+
+def request_from(values: Mapping[str, Any]) -> TrackRequest:
+    """The one place widget and API values (by parameter name) become a request."""
+    return TrackRequest(**{p.request_field: values[p.name] for p in API_PARAMETERS})
+
+
+def endpoint_signature() -> inspect.Signature:
+    """The API functions' signature: Gradio reads the public parameter names and defaults from it."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [
+        inspect.Parameter(p.name, kind, default=inspect.Parameter.empty if p.required else None) for p in API_PARAMETERS
+    ]
+    progress = inspect.Parameter("progress", kind, default=gr.Progress())  # Gradio fills this slot itself
+    return inspect.Signature([*parameters, progress])
+
+
+# -- From the runner's updates to each endpoint's outputs ----------------------------------------------------------
+
+
+def api_endpoint(
+    runner: TrackRunner, name: str, doc: str, stream_to: StreamTo = None
+) -> Callable[..., Iterator[tuple[Any, ...]]]:
+    """An API function that takes the declared parameters by name and yields the endpoint's outputs."""
+    signature = endpoint_signature()
+
+    def endpoint(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        for update in runner.run(request_from(values), values["progress"], stream_to=stream_to):
+            yield api_outputs(update, streaming=stream_to is not None)
+
+    endpoint.__signature__ = signature  # type: ignore[attr-defined]
     endpoint.__name__ = endpoint.__qualname__ = name
     endpoint.__doc__ = doc
     return endpoint
 
 
-def build_app(studio: Studio | None = None) -> gr.Blocks:
-    """Build the Blocks: the page for people and the ``/generate``, ``/generate_stream`` and ``/presets`` API."""
-    studio = studio or Studio()
-    runner = TrackRunner(studio)
-    library = studio.presets
+def api_outputs(update: InProgress | Finished, *, streaming: bool) -> tuple[Any, ...]:
+    """One update as an API endpoint's outputs; ``/generate_stream`` has an audio piece before the results."""
+    if isinstance(update, Finished):
+        results = update.results.outputs()
+        return (None, *results) if streaming else results
+    if streaming:  # API clients read a skip as an update dict: they get None in slots with nothing new
+        return (update.piece, *(None,) * RESULT_COUNT)
+    return (gr.skip(),) * RESULT_COUNT
 
-    generate = api_endpoint(
-        runner,
-        "generate",
-        "Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture.",
-    )
-    generate_stream = api_endpoint(
-        runner,
-        "generate_stream",
-        "Like /generate, but first yields the audio in pieces (small WAV files) while it is made.",
-        stream_to="files",
-    )
 
-    def generate_in_page(*values: Any, progress: gr.Progress = gr.Progress()) -> Iterator[Any]:  # noqa: B008
-        *inputs, history = values
-        for out in runner.run(request_from(*inputs), progress, stream_to="player"):
-            if not isinstance(out[1], str):  # a streamed piece or a keep-alive, not the finished track
-                yield (*out, gr.skip(), gr.skip())
-                continue
-            history = [out[1:], *history][:MAX_HISTORY]
-            yield (out[0], *shown(out[1:]), history, gr.update(choices=history_choices(history), value=0))
+def page_outputs(update: InProgress | Finished, history: list[TrackResults]) -> tuple[Any, ...]:
+    """One update as the page's outputs: preview player, result panels, this tab's history and its dropdown."""
+    if isinstance(update, InProgress):
+        piece = gr.skip() if update.piece is None else update.piece
+        return (piece, *(gr.skip(),) * (RESULT_COUNT + 2))
+    return (gr.skip(), *shown(update.results), history, gr.update(choices=history_choices(history), value=0))
 
-    def show_from_history(index: int | None, history: list) -> tuple[Any, ...]:
-        if index is None or not 0 <= index < len(history):
-            return (gr.skip(),) * 7
-        return shown(history[index])
 
-    def presets() -> list[dict]:
-        """List the style presets: id, name, description, family, tags and settings."""
-        return library.describe()
+def shown(results: TrackResults) -> tuple[Any, ...]:
+    """Results for the page's panels: the picture panels that have nothing to show are hidden."""
+    pictures = (results.melody_picture, results.picture, results.stems_picture)
+    visible = [gr.update(value=p, visible=p is not None) for p in pictures]
+    return (results.audio, results.downloads, results.recipe, results.summary, *visible)
 
-    def fill_from_preset(preset_id: str | None) -> tuple[Any, ...]:
-        try:
-            preset = library.find(preset_id)
-        except MoodtapeError as e:
-            raise gr.Error(str(e)) from e
-        if preset is None:
-            return ("", *(gr.skip(),) * 5)
-        merged = {**DEFAULTS.__dict__, **preset.settings_dict()}
-        names = ("duration", "temperature", "top_k", "top_p", "guidance_scale")
-        return (f"*{preset.description}*", *(merged[name] for name in names))
 
-    def model_status() -> str:
-        engine = studio.engine
-        state = "ready" if engine.loaded else "loading in the background (your first track waits for it)"
-        fast = " · fast CPU mode" if engine.mode == "fast" else ""
-        return f"Model {Path(engine.model_id).name} {state}{fast} · Moodtape {__version__}"
+def history_choices(history: list[TrackResults]) -> list[tuple[str, int]]:
+    """Dropdown labels for the results of this tab, newest first: title, seed and length."""
+    return [(_history_label(results.recipe), index) for index, results in enumerate(history)]
 
-    with gr.Blocks(title="Moodtape: text to music") as demo:
-        gr.Markdown(INTRO)
-        with gr.Row():
-            with gr.Column(scale=1):
-                prompt = gr.Textbox(
-                    label="Mood",
-                    lines=1,  # with one line, Enter submits and Shift+Enter adds a line; the box grows to max_lines
-                    max_lines=6,
-                    elem_id="prompt",
-                    placeholder="rainy night, mellow piano, slow (Enter to generate, Shift+Enter for a new line)",
-                )
-                preset = gr.Dropdown(
-                    choices=library.choices(include_none=True), value="none", label="Style preset", elem_id="preset"
-                )
-                preset_info = gr.Markdown(elem_id="preset-info")
-                melody = gr.Audio(
-                    sources=["upload", "microphone"],
-                    type="filepath",
-                    label="Hum a melody, or upload a song to restyle (optional)",
-                    elem_id="melody",
-                )
-                gr.Markdown(MELODY_HELP)
-                duration = gr.Slider(
-                    MIN_DURATION,
-                    studio.max_duration,
-                    value=DEFAULTS.duration,
-                    step=1,
-                    label="Duration (s)",
-                    elem_id="duration",
-                )
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 or empty = random)", elem_id="seed")
-                with gr.Accordion("Advanced", open=False):
-                    temperature = gr.Slider(
-                        0.05, MAX_TEMPERATURE, value=DEFAULTS.temperature, step=0.05, label="Temperature"
-                    )
-                    top_k = gr.Slider(0, MAX_TOP_K, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)")
-                    top_p = gr.Slider(0.0, 1.0, value=DEFAULTS.top_p, step=0.01, label="Top-p (0 = off)")
-                    guidance = gr.Slider(
-                        1.0, MAX_GUIDANCE, value=DEFAULTS.guidance_scale, step=0.5, label="Classifier-free guidance"
-                    )
-                with gr.Accordion("Export: stems, formats, loudness", open=False):
-                    stems = gr.Checkbox(
-                        value=False,
-                        label="Split into stems: drums, bass, other, vocals (takes longer)",
-                        elem_id="stems",
-                    )
-                    formats = gr.CheckboxGroup(
-                        ["wav", "flac", "mp3"],
-                        value=["wav"],
-                        label="Formats (24-bit WAV is always included)",
-                        elem_id="formats",
-                    )
-                    sample_rate = gr.Dropdown(RATE_CHOICES, value=0, label="Sample rate", elem_id="sample-rate")
-                    loudness = gr.Dropdown(LOUDNESS_CHOICES, value=-14.0, label="Loudness", elem_id="loudness")
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-            with gr.Column(scale=1):
-                stream_player = gr.Audio(
-                    label="Preview: plays while the track is made",
-                    streaming=True,
-                    autoplay=True,
-                    interactive=False,
-                    elem_id="stream-player",
-                )
-                player = gr.Audio(
-                    label="Your track (lossless)",
-                    type="filepath",
-                    interactive=False,
-                    buttons=["download"],
-                    elem_id="player",
-                )
-                downloads = gr.File(
-                    label="Downloads: lossless WAV (24-bit) and recipe",
-                    file_count="multiple",
-                    interactive=False,
-                    elem_id="downloads",
-                )
-                summary = gr.Markdown(elem_id="summary")
-                melody_picture = gr.Image(
-                    label="What the model hears: the melody's pitch classes over time",
-                    type="numpy",
-                    interactive=False,
-                    visible=False,
-                    elem_id="melody-picture",
-                )
-                picture = gr.Image(label="Waveform and spectrogram", type="numpy", interactive=False, elem_id="picture")
-                stems_picture = gr.Image(
-                    label="Stems", type="numpy", interactive=False, visible=False, elem_id="stems-picture"
-                )
-                with gr.Row():
-                    use_as_melody = gr.Button("Use this track as the melody", size="sm", elem_id="use-as-melody")
-                history_pick = gr.Dropdown(
-                    choices=[],
-                    value=None,
-                    type="index",
-                    label="Results made in this tab (pick one to compare)",
-                    elem_id="history",
-                )
-                history = gr.State([])
-                with gr.Accordion("Recipe", open=False):
-                    recipe = gr.JSON(label="Recipe", elem_id="recipe")
-                status = gr.Markdown(elem_id="model-status")
-        gr.Examples(examples=EXAMPLES, inputs=[prompt, preset, melody], label="Try one", example_labels=EXAMPLE_LABELS)
 
-        # Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default".
-        with gr.Column(visible=False):
-            api_inputs = [
-                TextParameter(value=None, label="prompt"),
-                TextParameter(value=None, label="preset"),
-                MelodyParameter(value=None, type="filepath", label="melody"),
-                *[gr.Number(value=None, label=name) for name in API_PARAMETERS[3:9]],
-                gr.Checkbox(value=None, label="stems"),
-                FormatsParameter(value=None, label="formats"),
-                gr.Number(value=None, label="sample_rate"),
-                gr.Number(value=None, label="loudness"),
-            ]
-            api_trigger = gr.Button("generate (API)")
-            api_stream_trigger = gr.Button("generate_stream (API)")
-            stream_piece = gr.File(label="audio piece")
-
-        ui_inputs = [
-            prompt,
-            preset,
-            melody,
-            duration,
-            seed,
-            temperature,
-            top_k,
-            top_p,
-            guidance,
-            stems,
-            formats,
-            sample_rate,
-            loudness,
-        ]
-        results = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
-        # One model serves batches of up to max_batch concurrent requests (see generation/engine.py).
-        run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
-        # Progress and errors show on the preview player only, not as a badge on every result panel.
-        ui_event = {"api_visibility": "private", "show_progress_on": [stream_player], **run_settings}
-        page_outputs = [stream_player, *results, history, history_pick]
-        click = generate_btn.click(
-            generate_in_page, [*ui_inputs, history], page_outputs, api_name="ui_generate_click", **ui_event
-        )
-        submit = prompt.submit(
-            generate_in_page, [*ui_inputs, history], page_outputs, api_name="ui_generate_submit", **ui_event
-        )
-        history_pick.input(show_from_history, [history_pick, history], results, api_visibility="private")
-        use_as_melody.click(use_track_as_melody, player, melody, api_visibility="private")
-        api_event = api_trigger.click(generate, api_inputs, results, api_name="generate", **run_settings)
-        api_stream_event = api_stream_trigger.click(
-            generate_stream, api_inputs, [stream_piece, *results], api_name="generate_stream", **run_settings
-        )
-        stop_btn.click(None, cancels=[click, submit, api_event, api_stream_event])
-        preset.change(
-            fill_from_preset,
-            preset,
-            [preset_info, duration, temperature, top_k, top_p, guidance],
-            api_visibility="private",
-        )
-        gr.api(presets, api_name="presets")
-        demo.load(model_status, outputs=status, api_visibility="private")
-        status_timer = gr.Timer(5)  # refreshes the model status until the model is ready, then stops
-        status_timer.tick(
-            lambda: (model_status(), gr.Timer(active=not studio.engine.loaded)),
-            outputs=[status, status_timer],
-            api_visibility="private",
-        )
-    return demo
+def _history_label(recipe: dict[str, Any]) -> str:
+    title = recipe.get("mood") or recipe["settings"]["prompt"][:40] or (recipe.get("melody") or {}).get("file", "")
+    preset = f" · {recipe['preset']}" if recipe.get("preset") else ""
+    return f"{title or 'untitled'}{preset} · seed {recipe['settings']['seed']} · {recipe['audio_seconds']:g} s"
 
 
 def use_track_as_melody(path: str | None) -> Any:
@@ -341,55 +262,265 @@ def use_track_as_melody(path: str | None) -> Any:
     return path
 
 
-def shown(results: tuple) -> tuple[Any, ...]:
-    """Results for the page: the picture panels that have nothing to show are hidden."""
-    *rest, melody_picture, picture, stems_picture = results
-    pictures = [gr.update(value=p, visible=p is not None) for p in (melody_picture, picture, stems_picture)]
-    return (*rest, *pictures)
+# -- The page's parts ----------------------------------------------------------------------------------------------
 
 
-def history_choices(history: list) -> list[tuple[str, int]]:
-    """Dropdown labels for the results of this tab, newest first: title, seed and length."""
-    labels = []
-    for index, (_, _, recipe, *_rest) in enumerate(history):
-        title = recipe.get("mood") or recipe["settings"]["prompt"][:40] or (recipe.get("melody") or {}).get("file", "")
-        preset = f" · {recipe['preset']}" if recipe.get("preset") else ""
-        labels.append(
-            (
-                f"{title or 'untitled'}{preset} · seed {recipe['settings']['seed']} · {recipe['audio_seconds']:g} s",
-                index,
-            )
+@dataclass(frozen=True)
+class PageInputs:
+    """The left column: an input per API parameter, the preset's description and the buttons."""
+
+    values: dict[str, gr.Component]  # by API parameter name, in API_PARAMETERS order
+    preset_info: gr.Markdown
+    generate: gr.Button
+    stop: gr.Button
+
+
+@dataclass(frozen=True)
+class ResultPanels:
+    """The right column: the preview player, the result panels and this tab's history."""
+
+    stream_player: gr.Audio
+    panels: list[gr.Component]  # in TrackResults order: player, downloads, recipe, summary, the three pictures
+    use_as_melody: gr.Button
+    history: gr.State  # this tab's TrackResults, newest first
+    history_pick: gr.Dropdown
+    status: gr.Markdown
+
+    @property
+    def player(self) -> gr.Component:
+        return self.panels[0]
+
+
+@dataclass(frozen=True)
+class ApiInputs:
+    """The API's hidden inputs and triggers."""
+
+    values: list[gr.Component]  # in API_PARAMETERS order
+    generate: gr.Button
+    generate_stream: gr.Button
+    stream_piece: gr.File
+
+
+def _inputs_column(studio: Studio) -> PageInputs:
+    """Mood, style, melody, length and seed; the advanced and export settings folded away; the buttons."""
+    declared = {p.name: p.widget for p in API_PARAMETERS}
+    widgets: dict[str, gr.Component] = {}
+
+    def place(name: str, **server_values: Any) -> None:
+        widgets[name] = declared[name](**server_values)
+
+    with gr.Column(scale=1):
+        place("prompt")
+        place("preset", choices=studio.presets.choices(include_none=True))
+        preset_info = gr.Markdown(elem_id="preset-info")
+        place("melody")
+        gr.Markdown(MELODY_HELP)
+        place("duration", maximum=studio.max_duration)
+        place("seed")
+        with gr.Accordion("Advanced", open=False):
+            for name in ("temperature", "top_k", "top_p", "guidance"):
+                place(name)
+        with gr.Accordion("Export: stems, formats, loudness", open=False):
+            for name in ("stems", "formats", "sample_rate", "loudness"):
+                place(name)
+        with gr.Row():
+            generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+    return PageInputs({name: widgets[name] for name in API_NAMES}, preset_info, generate, stop)
+
+
+def _results_column() -> ResultPanels:
+    """The preview that plays while a track is made, the track, its downloads, summary, pictures and recipe."""
+    with gr.Column(scale=1):
+        stream_player = gr.Audio(
+            label="Preview: plays while the track is made",
+            streaming=True,
+            autoplay=True,
+            interactive=False,
+            elem_id="stream-player",
         )
-    return labels
+        player = gr.Audio(
+            label="Your track (lossless)", type="filepath", interactive=False, buttons=["download"], elem_id="player"
+        )
+        downloads = gr.File(
+            label="Downloads: lossless WAV (24-bit) and recipe",
+            file_count="multiple",
+            interactive=False,
+            elem_id="downloads",
+        )
+        summary = gr.Markdown(elem_id="summary")
+        melody_picture = gr.Image(
+            label="What the model hears: the melody's pitch classes over time",
+            type="numpy",
+            interactive=False,
+            visible=False,
+            elem_id="melody-picture",
+        )
+        picture = gr.Image(label="Waveform and spectrogram", type="numpy", interactive=False, elem_id="picture")
+        stems_picture = gr.Image(label="Stems", type="numpy", interactive=False, visible=False, elem_id="stems-picture")
+        with gr.Row():
+            use_as_melody = gr.Button("Use this track as the melody", size="sm", elem_id="use-as-melody")
+        history_pick = gr.Dropdown(
+            choices=[],
+            value=None,
+            type="index",
+            label="Results made in this tab (pick one to compare)",
+            elem_id="history",
+        )
+        history = gr.State([])
+        with gr.Accordion("Recipe", open=False):
+            recipe = gr.JSON(label="Recipe", elem_id="recipe")
+        status = gr.Markdown(elem_id="model-status")
+    panels = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
+    return ResultPanels(stream_player, panels, use_as_melody, history, history_pick, status)
+
+
+def _api_inputs() -> ApiInputs:
+    """Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default"."""
+    with gr.Column(visible=False):
+        return ApiInputs(
+            values=[p.hidden(value=None, label=p.name) for p in API_PARAMETERS],
+            generate=gr.Button("generate (API)"),
+            generate_stream=gr.Button("generate_stream (API)"),
+            stream_piece=gr.File(label="audio piece"),
+        )
+
+
+# -- Wiring --------------------------------------------------------------------------------------------------------
+
+
+def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, api: ApiInputs) -> None:
+    """Generate from the page (button or Enter) and from the API; Stop cancels any of them."""
+    runner = TrackRunner(studio)
+    # One model serves batches of up to max_batch concurrent requests (see generation/model/engine.py).
+    run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
+    # Progress and errors show on the preview player only, not as a badge on every result panel.
+    ui_event = {"api_visibility": "private", "show_progress_on": [results.stream_player], **run_settings}
+
+    def generate_in_page(
+        values: dict[gr.Component, Any],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[tuple[Any, ...]]:
+        request = request_from({name: values[widget] for name, widget in inputs.values.items()})
+        history = values[results.history]
+        for update in runner.run(request, progress, stream_to="player"):
+            if isinstance(update, Finished):
+                history = [update.results, *history][:MAX_HISTORY]
+            yield page_outputs(update, history)
+
+    page_in = {*inputs.values.values(), results.history}  # a set: the handler gets the values by component
+    page_out = [results.stream_player, *results.panels, results.history, results.history_pick]
+    click = inputs.generate.click(generate_in_page, page_in, page_out, api_name="ui_generate_click", **ui_event)
+    submit = inputs.values["prompt"].submit(
+        generate_in_page, page_in, page_out, api_name="ui_generate_submit", **ui_event
+    )
+    generate = api_endpoint(runner, "generate", GENERATE_DOC)
+    generate_stream = api_endpoint(runner, "generate_stream", GENERATE_STREAM_DOC, stream_to="files")
+    api_event = api.generate.click(generate, api.values, results.panels, api_name="generate", **run_settings)
+    api_stream_event = api.generate_stream.click(
+        generate_stream, api.values, [api.stream_piece, *results.panels], api_name="generate_stream", **run_settings
+    )
+    inputs.stop.click(None, cancels=[click, submit, api_event, api_stream_event])
+
+
+def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: ResultPanels) -> None:
+    """Everything around a request: presets fill the settings, history, melody from a track, model status."""
+
+    def fill_from_preset(preset_id: str | None) -> tuple[Any, ...]:
+        try:
+            preset = studio.presets.find(preset_id)
+        except MoodtapeError as e:
+            raise gr.Error(str(e)) from e
+        if preset is None:
+            return ("", *(gr.skip(),) * len(PRESET_FIELDS))
+        merged = {**DEFAULTS.__dict__, **preset.settings_dict()}
+        return (f"*{preset.description}*", *(merged[name] for name in PRESET_FIELDS))
+
+    def show_from_history(index: int | None, history: list[TrackResults]) -> tuple[Any, ...]:
+        if index is None or not 0 <= index < len(history):
+            return (gr.skip(),) * RESULT_COUNT
+        return shown(history[index])
+
+    def presets() -> list[dict]:
+        """List the style presets: id, name, description, family, tags and settings."""
+        return studio.presets.describe()
+
+    def model_status() -> str:
+        engine = studio.engine
+        state = "ready" if engine.loaded else "loading in the background (your first track waits for it)"
+        fast = " · fast CPU mode" if engine.mode == "fast" else ""
+        return f"Model {Path(engine.model_id).name} {state}{fast} · Moodtape {__version__}"
+
+    widgets = inputs.values
+    by_field = {p.request_field: widgets[p.name] for p in API_PARAMETERS}
+    preset_outputs = [inputs.preset_info, *(by_field[name] for name in PRESET_FIELDS)]
+    widgets["preset"].change(fill_from_preset, widgets["preset"], preset_outputs, api_visibility="private")
+    results.history_pick.input(
+        show_from_history, [results.history_pick, results.history], results.panels, api_visibility="private"
+    )
+    results.use_as_melody.click(use_track_as_melody, results.player, widgets["melody"], api_visibility="private")
+    gr.api(presets, api_name="presets")
+    demo.load(model_status, outputs=results.status, api_visibility="private")
+    status_timer = gr.Timer(5)  # refreshes the model status until the model is ready, then stops
+    status_timer.tick(
+        lambda: (model_status(), gr.Timer(active=not studio.engine.loaded)),
+        outputs=[results.status, status_timer],
+        api_visibility="private",
+    )
+
+
+def build_app(studio: Studio | None = None) -> gr.Blocks:
+    """Build the Blocks: the page for people and the ``/generate``, ``/generate_stream`` and ``/presets`` API."""
+    studio = studio or Studio()
+    with gr.Blocks(title="Moodtape: text to music") as demo:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            inputs = _inputs_column(studio)
+            results = _results_column()
+        example_inputs = [inputs.values[name] for name in EXAMPLE_INPUTS]
+        gr.Examples(examples=EXAMPLES, inputs=example_inputs, label="Try one", example_labels=EXAMPLE_LABELS)
+        api = _api_inputs()
+        _wire_generation(studio, inputs, results, api)
+        _wire_helpers(demo, studio, inputs, results)
+    return demo
+
+
+# -- Start-up ------------------------------------------------------------------------------------------------------
 
 
 def main() -> None:
-    """Start the app: the page is up at once, the model loads in the background."""
+    """Start the app: settings first (a bad one stops here), then the page at once, the model in the background."""
+    try:
+        config = ServerConfig.from_env()
+    except ConfigError as e:
+        print(f"Moodtape cannot start: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    studio = Studio()
+    studio = Studio(config=config)
     for problem in studio.presets.problems:
         log.warning("Skipped preset: %s", problem)
-
-    def preload() -> None:
-        studio.warm_up()  # so the first track does not pay for the finishing steps' imports
-        try:
-            studio.engine.load()
-        except MoodtapeError as e:
-            log.error("%s", e)  # requests will show the same message until the model can be loaded
-
-    threading.Thread(target=preload, name="moodtape-preload", daemon=True).start()
+    threading.Thread(target=_preload, args=(studio,), name="moodtape-preload", daemon=True).start()
     studio.store.start()  # removes old results in the background, never ones younger than the keep time
     demo = build_app(studio)
-    demo.queue(max_size=int(os.environ.get("MOODTAPE_QUEUE_SIZE", "32")))
+    demo.queue(max_size=config.queue_size)
     demo.launch(
-        max_file_size=os.environ.get("MOODTAPE_MAX_FILE_SIZE", "50mb"),
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        max_file_size=config.max_file_size,
+        server_name=config.server_name,
+        server_port=config.server_port,
         allowed_paths=[str(studio.output_dir), str(EXAMPLES_DIR)],
         theme=gr.themes.Soft(),
         footer_links=["api"],
         show_error=True,  # Gradio's own input checks (say, a melody that is not an uploaded file) reach the client
     )
+
+
+def _preload(studio: Studio) -> None:
+    """Load the model and pay the finishing steps' first-use costs while the page is already up."""
+    studio.warm_up()  # so the first track does not pay for the finishing steps' imports
+    try:
+        studio.engine.load()
+    except MoodtapeError as e:
+        log.error("%s", e)  # requests will show the same message until the model can be loaded
 
 
 if __name__ == "__main__":

@@ -1,54 +1,104 @@
-"""The bridge between Gradio handlers and ``generation.Studio``: threads, progress, streaming, cancel, errors."""
+"""The bridge between Gradio handlers and ``generation.Studio``: threads, progress, streaming, cancel, errors.
+
+``TrackRunner.run`` yields what is happening, by kind: ``InProgress`` while the track is made (with a
+piece of audio when one is ready) and ``Finished`` with the ``TrackResults`` at the end. The app turns
+those into each endpoint's outputs.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import io
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import gradio as gr
 import numpy as np
 
 from generation.errors import GenerationCancelled, MoodtapeError
 from generation.studio import Studio, Track, TrackRequest
+from zerogpu import track_maker
 
 log = logging.getLogger("moodtape.runner")
 
 TICK_S = 0.5  # how often a handler reports progress and gives Gradio a chance to cancel it
-TIMEOUT_ENV = "MOODTAPE_REQUEST_TIMEOUT_S"  # a request running longer than this is stopped with a clear message
-DEFAULT_TIMEOUT_S = 1800.0
-# what every endpoint ends with
-RESULT_NAMES = ("audio", "downloads", "recipe", "summary", "melody_picture", "picture", "stems_picture")
+StreamTo = Literal["player", "files"] | None  # pieces as WAV bytes for a streaming gr.Audio, as files, or none
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: numpy pictures have no single truth value
+class TrackResults:
+    """What every endpoint ends with, in output order (the README's API section lists the same)."""
+
+    audio: str  # the playable WAV's path
+    downloads: list[str]  # every format, the recipe JSON, the stems and their ZIP
+    recipe: dict[str, Any]
+    summary: str
+    melody_picture: np.ndarray | None  # the chroma of the melody followed, if any
+    picture: np.ndarray | None  # waveform and spectrogram
+    stems_picture: np.ndarray | None  # one panel per stem, if split
+
+    @classmethod
+    def of(cls, track: Track) -> TrackResults:
+        """The results of one finished track."""
+        return cls(
+            audio=str(track.wav_path),
+            downloads=[str(p) for p in track.files],
+            recipe=track.recipe.to_dict(),
+            summary=track.summary(),
+            melody_picture=track.melody_picture,
+            picture=track.picture,
+            stems_picture=track.stems_picture,
+        )
+
+    def outputs(self) -> tuple[Any, ...]:
+        """The values in output order, as Gradio takes them."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+RESULT_COUNT = len(fields(TrackResults))
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The track is being made; ``piece`` is new audio (WAV bytes or a WAV file's path), or ``None`` for none yet."""
+
+    piece: bytes | str | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The track is made."""
+
+    results: TrackResults
 
 
 class TrackRunner:
-    """Runs studio requests on worker threads and speaks Gradio: progress bars, streamed chunks, ``gr.Error``.
+    """Runs studio requests on worker threads and speaks Gradio: progress bars, streamed pieces, ``gr.Error``.
 
     When Gradio cancels a handler (the Stop button, or a client's ``job.cancel()``), the
     handler's generator is closed and the generation thread is told to stop.
     """
 
     def __init__(self, studio: Studio, workers: int = 8, timeout_s: float | None = None):
-        from gpu import track_maker
-
         self.studio = studio
         self._make_track = track_maker(studio)
-        self.timeout_s = timeout_s or float(os.environ.get(TIMEOUT_ENV, "") or DEFAULT_TIMEOUT_S)
+        self.timeout_s = timeout_s or studio.config.request_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodtape-gen")
 
-    def run(self, request: TrackRequest, progress: gr.Progress, *, stream_to: str | None = None) -> Iterator[tuple]:
-        """Yield while the track is made, then the results; errors become ``gr.Error``.
+    def run(
+        self, request: TrackRequest, progress: gr.Progress, *, stream_to: StreamTo = None
+    ) -> Iterator[InProgress | Finished]:
+        """Yield ``InProgress`` while the track is made, then ``Finished``; errors become ``gr.Error``.
 
-        ``stream_to`` is ``None`` (yield nothing but keep-alives), ``"player"`` (yield WAV bytes
-        for a streaming ``gr.Audio``, first in each tuple) or ``"files"`` (yield each piece as a
-        small WAV file path, first in each tuple, for API clients).
+        ``stream_to`` says what a piece of audio becomes: ``None`` (no pieces, only ticks),
+        ``"player"`` (WAV bytes for a streaming ``gr.Audio``) or ``"files"`` (the path of a small
+        WAV file, for API clients).
         """
         cancel = threading.Event()
         steps = {"done": 0, "total": 0}
@@ -64,63 +114,60 @@ class TrackRunner:
         )
         future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
         future.add_done_callback(lambda f: pieces.put(None))  # wakes the loop below as soon as the track is done
-        # API clients see a skip as an update dict: they get None in slots that have nothing yet.
-        filler = None if stream_to == "files" else gr.skip()
-        skip_all = (filler,) * (len(RESULT_NAMES) + (1 if stream_to else 0))
         started = time.monotonic()
         try:
             progress(0, desc="Waiting for the model…")
             while not future.done() or not pieces.empty():
-                if time.monotonic() - started > self.timeout_s:
-                    cancel.set()
-                    raise gr.Error(
-                        f"This request took longer than the server's limit of {self.timeout_s:g} s and was stopped. "
-                        "Try a shorter duration (or the fast CPU mode).",
-                        title="Too slow",
-                    )
-                try:
-                    piece = pieces.get(timeout=TICK_S)
-                except queue.Empty:
-                    piece = None
+                self._stop_if_too_slow(started, cancel)
+                piece = _next_piece(pieces)
                 if steps["total"]:
                     progress((steps["done"], steps["total"]), desc="Generating", unit="steps")
-                if piece is not None and stream_to:
-                    chunk = _wav_bytes(piece, self.studio.sample_rate_for(with_melody=bool(request.melody)))
-                    if stream_to == "files":
-                        chunk = self.studio.write_stream_piece(chunk)
-                    yield (chunk, *skip_all[1:])
-                else:
-                    yield skip_all
+                yield InProgress(self._encode(piece, request, stream_to))
             track = future.result()
         except gr.Error:
             raise
-        except GenerationCancelled as e:
-            raise gr.Error("Cancelled: the track was not finished.") from e
-        except MoodtapeError as e:
-            raise gr.Error(str(e), title="Can't make this track") from e
         except Exception as e:
-            log.exception("Generation failed")
-            raise gr.Error(
-                f"Something went wrong inside the generator ({type(e).__name__}). The server is still running: "
-                "try again, or try a shorter duration.",
-                title="Generation failed",
-            ) from e
+            raise _gradio_error(e) from e
         finally:
             cancel.set()  # when Gradio cancels this handler, stop the generation thread too
-        results = results_for(track)
-        yield (filler, *results) if stream_to else results
+        yield Finished(TrackResults.of(track))
+
+    def _stop_if_too_slow(self, started: float, cancel: threading.Event) -> None:
+        if time.monotonic() - started > self.timeout_s:
+            cancel.set()
+            raise gr.Error(
+                f"This request took longer than the server's limit of {self.timeout_s:g} s and was stopped. "
+                "Try a shorter duration (or the fast CPU mode).",
+                title="Too slow",
+            )
+
+    def _encode(self, piece: np.ndarray | None, request: TrackRequest, stream_to: StreamTo) -> bytes | str | None:
+        """A piece of audio as ``stream_to`` wants it: WAV bytes, a WAV file's path, or nothing."""
+        if piece is None or stream_to is None:
+            return None
+        wav = _wav_bytes(piece, self.studio.sample_rate_for(with_melody=bool(request.melody)))
+        return self.studio.write_stream_piece(wav) if stream_to == "files" else wav
 
 
-def results_for(track: Track) -> tuple[Any, ...]:
-    """The values of ``RESULT_NAMES`` for one finished track."""
-    return (
-        str(track.wav_path),
-        [str(p) for p in track.files],
-        track.recipe.to_dict(),
-        track.summary(),
-        track.melody_picture,
-        track.picture,
-        track.stems_picture,
+def _next_piece(pieces: queue.Queue[np.ndarray | None]) -> np.ndarray | None:
+    """The next piece of audio, or ``None`` after a tick without one."""
+    try:
+        return pieces.get(timeout=TICK_S)
+    except queue.Empty:
+        return None
+
+
+def _gradio_error(error: Exception) -> gr.Error:
+    """What a person is told when making a track failed."""
+    if isinstance(error, GenerationCancelled):
+        return gr.Error("Cancelled: the track was not finished.")
+    if isinstance(error, MoodtapeError):
+        return gr.Error(str(error), title="Can't make this track")
+    log.exception("Generation failed", exc_info=error)
+    return gr.Error(
+        f"Something went wrong inside the generator ({type(error).__name__}). The server is still running: "
+        "try again, or try a shorter duration.",
+        title="Generation failed",
     )
 
 

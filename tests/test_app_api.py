@@ -10,27 +10,14 @@ import pytest
 import soundfile as sf
 from gradio_client.exceptions import AppError
 
+from app import API_NAMES
+
 pytestmark = pytest.mark.slow
 
 
 def test_generate_endpoint_parameters_are_named_and_all_but_prompt_optional(client):
     params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
-    names = [p["parameter_name"] for p in params]
-    assert names == [
-        "prompt",
-        "preset",
-        "melody",
-        "duration",
-        "seed",
-        "temperature",
-        "top_k",
-        "top_p",
-        "guidance",
-        "stems",
-        "formats",
-        "sample_rate",
-        "loudness",
-    ]
+    assert [p["parameter_name"] for p in params] == list(API_NAMES)
     optional = {p["parameter_name"]: p["parameter_has_default"] for p in params}
     assert optional.pop("prompt") is False
     assert all(optional.values())
@@ -72,6 +59,7 @@ def test_advanced_settings_reach_the_model(client):
         "top_k": 50,
         "top_p": 0.9,
         "guidance_scale": 2.0,
+        "negative_prompt": "",
     }
 
 

@@ -30,6 +30,7 @@ from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from app import API_NAMES
 from tests.audio_factory import hum, with_silence, write_audio
 from tests.conftest import LiveServer
 from tests.load_report import write_report
@@ -44,22 +45,7 @@ HUM_SECONDS = 2.0  # four notes of 0.5 s
 LIMITED_MAX_FILE_SIZE = "1mb"  # the second server's upload limit (1048576 bytes)...
 LIMITED_MAX_DURATION = 2  # ...and its longest track, so the duration bound can be generated in a second
 FUZZ_EXAMPLES = 30  # about 0.6 to 1.5 s each against the tiny model
-PARAMETER_WORDS = (
-    "prompt",
-    "preset",
-    "melody",
-    "duration",
-    "seed",
-    "temperature",
-    "top_k",
-    "top_p",
-    "guidance",
-    "stems",
-    "format",
-    "sample_rate",
-    "loudness",
-    "nothing to sample",
-)
+PARAMETER_WORDS = (*API_NAMES, "format", "nothing to sample")  # a clear message names one ("Unknown format ...")
 NUMERIC = ("duration", "seed", "temperature", "top_k", "top_p", "guidance", "sample_rate", "loudness")
 SAFE_WAV_NAME = re.compile(r"moodtape_[a-z0-9-]+_seed\d+\.wav")
 

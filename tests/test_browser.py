@@ -1,7 +1,8 @@
 """The page in a real browser: headless Chromium (through Playwright) against ``python app.py``.
 
 What a person does, end to end: open the page, type a mood, pick a style, generate, play and download the
-WAV; hum a melody; make a mistake and recover; submit with the keyboard; use a phone.
+WAV; hum a melody; make a mistake and recover; submit with the keyboard; use a phone. Every test also fails
+on any failed request (a missing script or style, HTTP 400 or more) or error in the browser's console.
 
 Needs ``pip install playwright`` (see requirements-dev.txt) and a Chromium on PATH (Debian: ``apt-get install
 chromium``); Playwright's own browser download is not used. Without a Chromium the tests are skipped.
@@ -19,11 +20,13 @@ import io
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, Request, Response, expect, sync_playwright
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 RATE = 32_000  # MusicGen's output sample rate
+ABORTED_BY_THE_PAGE = "net::ERR_ABORTED"  # how Chromium reports a request the page itself cancelled
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
@@ -68,21 +72,53 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def open_app(browser, live_server, viewport=DESKTOP) -> Page:
-    """A fresh tab (own session) on the app, once its controls are up."""
+def watch(page: Page) -> list[str]:
+    """Every failed request (HTTP 400 or more, or no answer) and console error on ``page``, as it happens.
+
+    A request the page cancels itself is no failure: Gradio's client closes its event stream (``/queue/data``)
+    when the server says nothing more is queued, and a player drops the audio it no longer needs.
+    """
+    seen: list[str] = []
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400:
+            seen.append(f"HTTP {response.status} {response.url}")
+
+    def on_request_failed(request: Request) -> None:
+        if request.failure != ABORTED_BY_THE_PAGE:
+            seen.append(f"failed {request.url}: {request.failure}")
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            seen.append(f"console error: {message.text}")
+
+    page.on("response", on_response)
+    page.on("requestfailed", on_request_failed)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: seen.append(f"page error: {error}"))
+    return seen
+
+
+@contextmanager
+def app_page(browser, live_server, viewport=DESKTOP) -> Iterator[Page]:
+    """A fresh tab (own session) on the app, once its controls are up; no request may fail, no error be logged."""
     context = browser.new_context(viewport=viewport, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.goto(live_server.url)
-    expect(page.locator("#generate")).to_be_visible()
-    return page
+    try:
+        page = context.new_page()
+        problems = watch(page)
+        page.set_default_timeout(WAIT_MS)
+        page.goto(live_server.url)
+        expect(page.locator("#generate")).to_be_visible()
+        yield page
+        assert not problems, f"{len(problems)} failed request(s) or error(s) on the page:\n" + "\n".join(problems)
+    finally:
+        context.close()
 
 
 @pytest.fixture
 def page(browser, live_server):
-    page = open_app(browser, live_server)
-    yield page
-    page.context.close()
+    with app_page(browser, live_server) as page:
+        yield page
 
 
 def set_duration(page: Page, seconds: int) -> None:
@@ -201,8 +237,7 @@ def test_shift_enter_in_the_mood_box_starts_a_new_line(page):
 
 
 def test_on_a_phone_the_controls_fit_the_screen(browser, live_server, screenshots):
-    page = open_app(browser, live_server, viewport=PHONE)
-    try:
+    with app_page(browser, live_server, viewport=PHONE) as page:
         widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1] + 1, f"the page scrolls sideways: {widths[0]} px wide in {widths[1]} px"
         for control in ("#prompt", "#preset", "#melody", "#duration", "#seed", "#generate"):
@@ -213,5 +248,3 @@ def test_on_a_phone_the_controls_fit_the_screen(browser, live_server, screenshot
         expect(generate).to_be_in_viewport()
         expect(generate).to_be_visible()
         snap(page, screenshots / "phone.png")
-    finally:
-        page.context.close()

@@ -13,7 +13,7 @@ from generation.model.engine import MusicGenEngine
 from generation.model.types import MAX_PROMPT_TOKENS
 from generation.settings import GenerationSettings
 from generation.studio import TrackRequest
-from runner import TrackRunner
+from runner import Finished, TrackRunner
 
 
 def no_progress(*args, **kwargs) -> None:
@@ -97,4 +97,4 @@ def test_a_crash_inside_generation_becomes_a_clear_error_and_the_next_request_wo
         for _ in runner.run(TrackRequest(prompt="crash", duration=1, seed=1), no_progress):
             pass
     outputs = list(runner.run(TrackRequest(prompt="fine", duration=1, seed=1), no_progress))
-    assert outputs[-1][0].endswith(".wav")
+    assert isinstance(outputs[-1], Finished) and outputs[-1].results.audio.endswith(".wav")
