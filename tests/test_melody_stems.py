@@ -266,6 +266,7 @@ def test_requests_at_once_separate_an_upload_once_and_a_cached_upload_never_wait
     split.gate.set()
     melodies.prepare(as_loaded(mix_of(cached)))
     split.gate.clear()
+    split.started.clear()  # so the wait below sees the new upload's separation start, not the cached one's
     cancel = threading.Event()
     cancel.set()
 

@@ -15,14 +15,15 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..config import ServerConfig
-from ..errors import GenerationCancelled, InvalidInputError, OutOfMemory
+from ..errors import InvalidInputError
 from ..settings import MAX_SEED, GenerationSettings
+from .batcher import BatchQueue, Job
 from .codes import join, undelay, window_seed
 from .continuation import AUDIO_PROMPT_SECONDS, LEAD_IN_FRAMES, encode_prompt, prompt_samples
 from .loading import load_checkpoint, pick_device, prepare_for_generation, shared_weights_copy
@@ -42,52 +43,9 @@ TEXT_MODEL_ENV = "MUSICGEN_MODEL"  # named in load-failure messages
 MELODY_MODEL_ENV = "MUSICGEN_MELODY_MODEL"
 WINDOW_SECONDS = 30.0  # MusicGen's training window; longer tracks are continued window by window
 EXTEND_STRIDE_SECONDS = 18.0  # new audio per continuation window; the other 12 s are the prompt (as audiocraft)
-BATCH_GATHER_SECONDS = 0.05  # a batch leader waits this long for requests arriving at the same moment
 MAX_TAKES = 4  # takes of one request made at once: the 4-request batch where throughput stops growing on 2 cores
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class _Job:
-    """One request waiting for, or inside, a batch."""
-
-    settings: GenerationSettings
-    melody: Melody | None
-    on_progress: ProgressCallback | None
-    cancel: threading.Event | None
-    on_audio: AudioCallback | None
-    frames: int  # new code frames to make
-    prompt: Any = None  # an extend's audio prompt as codes [rows, frames], or None
-    prefix_tokens: int = 0  # melody model: the text tokens its prefix holds (prompt or negative, the longer)
-    notes: tuple[str, ...] = ()
-    done: threading.Event = field(default_factory=threading.Event)
-    result: GeneratedAudio | None = None
-    error: BaseException | None = None
-
-    @property
-    def prompt_frames(self) -> int:
-        return 0 if self.prompt is None else int(self.prompt.shape[-1])
-
-    @property
-    def negative_prompt(self) -> str:
-        """The negative prompt guidance uses: none when the request has no guidance."""
-        return self.settings.negative_prompt if self.settings.guidance_scale > 1 else ""
-
-    @property
-    def batch_key(self) -> tuple:
-        """Requests batch together only when padding would change none of them.
-
-        Padding would change a melody's chroma; a code prompt's left padding would shift its positions;
-        the melody model reads text as a prefix, where padding is attended like text (the text model's
-        cross-attention masks it out).
-        """
-        melody = None if self.melody is None else (len(self.melody.samples), self.melody.sample_rate)
-        return (self.frames, melody, self.prompt_frames, self.prefix_tokens)
-
-    def finish(self, result: GeneratedAudio | None = None, error: BaseException | None = None) -> None:
-        self.result, self.error = result, error
-        self.done.set()
 
 
 class MusicGenEngine:
@@ -131,15 +89,17 @@ class MusicGenEngine:
         self.model_id = model_id or (self.config.text_model if family == TEXT else self.config.melody_model)
         self.revision = revision
         self.fast = self.config.fast_cpu if fast is None else fast
-        self.max_batch = max(1, max_batch or self.config.max_batch)
         self.window_seconds, self.extend_stride = window_seconds, extend_stride
         self.prompt_seconds = prompt_seconds  # an extend continues at most this much of the given audio
         self._device = device or self.config.device
         self._model: Any = None
         self._processor: Any = None
-        self._generate_lock = threading.Lock()  # held while this engine's batches run
-        self._queue_lock = threading.Lock()
-        self._waiting: list[_Job] = []
+        self._queue = BatchQueue(max(1, max_batch or self.config.max_batch), self._run_batch, self._is_long)
+
+    @property
+    def max_batch(self) -> int:
+        """The most concurrent requests run as one batch."""
+        return self._queue.max_batch
 
     @property
     def loaded(self) -> bool:
@@ -196,7 +156,7 @@ class MusicGenEngine:
 
     def unload(self) -> None:
         """Free the weights; the next request loads them again."""
-        with self._generate_lock:
+        with self._queue.running:
             self._model = self._processor = None
 
     def _load(self) -> tuple[Any, Any]:
@@ -229,7 +189,7 @@ class MusicGenEngine:
         ``cancel`` is set.
         """
         job = self._job(settings.with_seed(), melody, audio_prompt, on_progress, cancel, on_audio)
-        return self._submit([job])[0]
+        return self._queue.submit([job])[0]
 
     def generate_takes(
         self,
@@ -265,7 +225,7 @@ class MusicGenEngine:
             for i in range(takes)
         ]
         # 3. Queue them together: the model thread takes them as one batch
-        return self._submit(jobs)
+        return self._queue.submit(jobs)
 
     def _job(
         self,
@@ -275,7 +235,7 @@ class MusicGenEngine:
         on_progress: ProgressCallback | None,
         cancel: threading.Event | None,
         on_audio: AudioCallback | None,
-    ) -> _Job:
+    ) -> Job:
         """Check one request and prepare what it needs before queueing: notes, and an extend's prompt codes."""
         if melody is not None and self.family != MELODY:
             raise InvalidInputError(
@@ -293,7 +253,7 @@ class MusicGenEngine:
             notes += note
         # Enough whole frames to cover the duration: a duration between frames rounds up, then audio is cut
         frames = math.ceil(round(settings.duration * self.frame_rate, 6))
-        return _Job(
+        return Job(
             settings,
             melody,
             on_progress,
@@ -304,31 +264,6 @@ class MusicGenEngine:
             prefix_tokens=tokens if self.family == MELODY else 0,
             notes=notes,
         )
-
-    def _submit(self, jobs: list[_Job]) -> list[GeneratedAudio]:
-        """Queue ``jobs`` together, let the model thread run them, and return their results in order."""
-        with self._queue_lock:
-            self._waiting.extend(jobs)
-        on_model_thread(self._drain)
-        for job in jobs:
-            job.done.wait()
-        results = []
-        for job in jobs:
-            if job.error is not None:
-                raise job.error
-            assert job.result is not None
-            results.append(job.result)
-        return results
-
-    def _drain(self) -> None:
-        """On the model thread: run batches until no request of this engine is waiting."""
-        with self._generate_lock:
-            time.sleep(BATCH_GATHER_SECONDS)  # let requests sent at the same moment join the first batch
-            while True:
-                with self._queue_lock:
-                    if not self._waiting:
-                        return
-                self._run(self._take_batch())
 
     def _text_notes(self, settings: GenerationSettings) -> tuple[tuple[str, ...], int]:
         """Notes on the prompt and negative prompt, and the longer one's token count (as the encoder reads it)."""
@@ -368,16 +303,6 @@ class MusicGenEngine:
             return codes, ()
         return codes, (f"The model continued the last {used:.1f} s of the {given:.1f} s given; it hears no more.",)
 
-    def _take_batch(self) -> list[_Job]:
-        with self._queue_lock:
-            first = self._waiting[0]
-            limit = 1 if self._is_long(first) else self.max_batch
-            batch = [j for j in self._waiting if j.batch_key == first.batch_key][:limit]
-            batch = batch if first in batch else [first]
-            for job in batch:
-                self._waiting.remove(job)
-        return batch
-
     @property
     def _hop(self) -> int:
         """Audio samples per codec frame."""
@@ -387,39 +312,19 @@ class MusicGenEngine:
     def _window_frames(self) -> int:
         return round(self.window_seconds * self.frame_rate)
 
-    def _is_long(self, job: _Job) -> bool:
+    def _is_long(self, job: Job) -> bool:
         """Whether the request's audio prompt and new frames together need more than one window."""
         return job.prompt_frames + job.frames > self._window_frames
 
-    def _run(self, jobs: list[_Job]) -> None:
-        try:
-            if self._model is None:  # unloaded while these waited
-                self.load()
-            if self._is_long(jobs[0]):
-                results = [self._run_long(jobs[0])]
-            else:
-                results = self._run_window_batch(jobs)
-        except BaseException as e:  # every waiting caller gets the error, then the engine serves the next batch
-            if _is_out_of_memory(e) and len(jobs) > 1:
-                log.warning("Out of memory with a batch of %d: running them one at a time", len(jobs))
-                for job in jobs:
-                    self._run([job])
-                return
-            if _is_out_of_memory(e):
-                e = OutOfMemory(
-                    f"The server ran out of memory making {jobs[0].settings.duration:g} s of audio. "
-                    "Try a shorter duration, or try again when it is less busy."
-                )
-            for job in jobs:
-                job.finish(error=e)
-            return
-        for job, result in zip(jobs, results, strict=True):
-            if job.cancel is not None and job.cancel.is_set():
-                job.finish(error=GenerationCancelled("Generation was cancelled."))
-            else:
-                job.finish(result=result)
+    def _run_batch(self, jobs: list[Job]) -> list[GeneratedAudio]:
+        """On the model thread: one batch of one window, or one long track window by window."""
+        if self._model is None:  # unloaded while these waited
+            self.load()
+        if self._is_long(jobs[0]):
+            return [self._run_long(jobs[0])]
+        return self._run_window_batch(jobs)
 
-    def _run_window_batch(self, jobs: list[_Job]) -> list[GeneratedAudio]:
+    def _run_window_batch(self, jobs: list[Job]) -> list[GeneratedAudio]:
         """One window (up to 30 s, audio prompt included) for a batch of requests with the same batch key."""
         import torch
 
@@ -459,7 +364,7 @@ class MusicGenEngine:
             return new
         return np.concatenate([decode_range(codec, codes, max(0, start - LEAD_IN_FRAMES), start, channels), new], -1)
 
-    def _plan(self, job: _Job) -> list[int]:
+    def _plan(self, job: Job) -> list[int]:
         """New frames per window: the first fills the window after any audio prompt, the rest a stride each."""
         stride = round(self.extend_stride * self.frame_rate)
         first = min(job.frames, self._window_frames - job.prompt_frames)
@@ -467,7 +372,7 @@ class MusicGenEngine:
         plan[-1] -= sum(plan) - job.frames  # the last window makes only what is left
         return plan
 
-    def _run_long(self, job: _Job) -> GeneratedAudio:
+    def _run_long(self, job: Job) -> GeneratedAudio:
         """More than one window: each new window continues the last ``window - stride`` seconds.
 
         An extend's first window continues its whole audio prompt (``prompt_seconds`` at most).
@@ -513,7 +418,7 @@ class MusicGenEngine:
     def _audio_channels(self) -> int:
         return int(self._model.decoder.config.audio_channels)
 
-    def _sample_window(self, jobs: list[_Job], new_frames: int, *, prompt=None, streamers=(), earlier=()):
+    def _sample_window(self, jobs: list[Job], new_frames: int, *, prompt=None, streamers=(), earlier=()):
         """Sample ``new_frames`` of codes (after an optional code ``prompt``) for each job.
 
         ``prompt`` is ``[jobs, rows, frames]``. Codes come back as ``[jobs, rows, prompt frames + new
@@ -583,7 +488,7 @@ class MusicGenEngine:
             codes[:, :, :prompt_frames] = prompt.to(codes.device)
         return codes
 
-    def _result(self, job: _Job, audio, codes, taken: float, batch_size: int, windows: int) -> GeneratedAudio:
+    def _result(self, job: Job, audio, codes, taken: float, batch_size: int, windows: int) -> GeneratedAudio:
         """The request's answer from its decoded ``audio`` (an extend's lead-in first) and its new ``codes``."""
         lead = min(job.prompt_frames, LEAD_IN_FRAMES) * self._hop
         lead_in, audio = (audio[:, :lead], audio[:, lead:]) if lead else (None, audio)
@@ -604,15 +509,6 @@ class MusicGenEngine:
             prompt_seconds=job.prompt_frames / self.frame_rate,
             lead_in=None if lead_in is None else np.ascontiguousarray(lead_in, dtype=np.float32),
         )
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def _offset_progress(callback: ProgressCallback | None, before: int, total: int) -> ProgressCallback | None:
@@ -647,7 +543,7 @@ class _TakesProgress:
         return report
 
 
-def _stream_for(job: _Job, model: Any):
+def _stream_for(job: Job, model: Any):
     if job.on_audio is None:
         return None
     from .decoding import StreamingDecoder
