@@ -40,17 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | None, str | None]:
     """Turn parsed arguments into a request and the text and melody model ids; a recipe supplies them when given."""
     if args.recipe is None:
-        request = TrackRequest(
-            prompt=args.prompt,
-            preset=args.preset,
-            melody=args.melody,
-            duration=args.duration,
-            seed=args.seed,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            guidance_scale=args.guidance,
-        )
+        names = ("prompt", "preset", "melody", "duration", "seed", "temperature", "top_k", "top_p")
+        request = TrackRequest(guidance_scale=args.guidance, **{name: getattr(args, name) for name in names})
         return request, args.model, args.melody_model
     recipe = Recipe.load(args.recipe)
     if recipe.melody and not args.melody:

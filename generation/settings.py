@@ -38,22 +38,10 @@ class GenerationSettings:
     negative_prompt: str = ""  # what to steer away from; takes the empty text's place in guidance (needs guidance > 1)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str):
-            raise InvalidInputError(f"The prompt must be text, got {type(self.prompt).__name__}.")
-        object.__setattr__(self, "prompt", " ".join(self.prompt.split()))
-        if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInputError(
-                f"The prompt is {len(self.prompt)} characters long; keep it under {MAX_PROMPT_CHARS} "
-                "(a sentence or two describing genre, instruments, tempo and mood works best)."
-            )
-        if not isinstance(self.negative_prompt, str):
-            raise InvalidInputError(f"The negative prompt must be text, got {type(self.negative_prompt).__name__}.")
-        object.__setattr__(self, "negative_prompt", " ".join(self.negative_prompt.split()))
-        if len(self.negative_prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInputError(
-                f"The negative prompt is {len(self.negative_prompt)} characters long; keep it under "
-                f"{MAX_PROMPT_CHARS} (a few words naming what to avoid, e.g. 'vocals, distortion')."
-            )
+        prompt_hint = "a sentence or two describing genre, instruments, tempo and mood works best"
+        object.__setattr__(self, "prompt", _clean_text("prompt", self.prompt, prompt_hint))
+        negative_hint = "a few words naming what to avoid, e.g. 'vocals, distortion'"
+        object.__setattr__(self, "negative_prompt", _clean_text("negative prompt", self.negative_prompt, negative_hint))
         _check_number("duration", self.duration, MIN_DURATION, MAX_DURATION, "seconds")
         if self.seed is not None:
             _check_integer("seed", self.seed, 0, MAX_SEED, hint="or leave it empty (-1) for a random seed")
@@ -110,6 +98,18 @@ def normalise_seed(seed: float | int | str | None) -> int | None:
     if not math.isfinite(value) or value != int(value):
         raise InvalidInputError(f"seed must be a whole number or empty, got {quoted(seed)}.")
     return int(value)
+
+
+def _clean_text(name: str, value: Any, hint: str) -> str:
+    """A prompt's text with its whitespace collapsed; refuses other types and text over MAX_PROMPT_CHARS."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"The {name} must be text, got {type(value).__name__}.")
+    text = " ".join(value.split())
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidInputError(
+            f"The {name} is {len(text)} characters long; keep it under {MAX_PROMPT_CHARS} ({hint})."
+        )
+    return text
 
 
 def _finite(value: Any) -> bool:

@@ -50,6 +50,19 @@ def engine(tiny_model_dir: Path):
     return engine
 
 
+@pytest.fixture(scope="module")
+def short_window_engine(tiny_model_dir: Path):
+    """Windows of 2 s continued 1 s at a time: the long-form path at test scale (the app uses 30 s and 18 s).
+
+    An extend then continues at most 1.33 s of its audio (two thirds of a window, as 20 s of 30).
+    """
+    from generation.model.engine import MusicGenEngine
+
+    engine = MusicGenEngine(str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0)
+    engine.load()
+    return engine
+
+
 @pytest.fixture(scope="session")
 def melody_engine(tiny_melody_model_dir: Path):
     from generation.model.engine import MusicGenEngine

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
 import torch
 
 from generation.errors import GenerationCancelled
 from generation.model.decoding import DECODE_PIECE_FRAMES, decode_all, decode_range
 from generation.model.engine import MusicGenEngine
 from generation.settings import GenerationSettings
+from tests.batching import run_together
 
 RATE = 32_000
 PROMPTS = ["calm strings", "epic metal guitar", "jazz trio brushes", "lofi beat rain"]
@@ -19,22 +19,6 @@ PROMPTS = ["calm strings", "epic metal guitar", "jazz trio brushes", "lofi beat 
 
 def settings(prompt="rainy night piano", duration=2.0, seed=1, **more) -> GenerationSettings:
     return GenerationSettings(prompt=prompt, duration=duration, seed=seed, **more)
-
-
-def run_together(engine: MusicGenEngine, requests: list[GenerationSettings]):
-    results: dict[int, object] = {}
-    barrier = threading.Barrier(len(requests))
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = engine.generate(requests[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [results[i] for i in range(len(requests))]
 
 
 def test_concurrent_requests_are_generated_as_one_batch(engine):
@@ -86,14 +70,6 @@ def test_cancelling_one_request_in_a_batch_leaves_the_others(engine):
         t.join()
     assert isinstance(outcomes["gone"], GenerationCancelled)
     assert outcomes["kept"].audio.shape == (1, 2 * RATE)
-
-
-@pytest.fixture(scope="module")
-def short_window_engine(tiny_model_dir):
-    """Windows of 2 s continued 1 s at a time: the long-form path at test scale (the app uses 30 s and 18 s)."""
-    engine = MusicGenEngine(str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0)
-    engine.load()
-    return engine
 
 
 def test_a_track_longer_than_a_window_is_continued_window_by_window(short_window_engine):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +11,7 @@ from generation.model.engine import MusicGenEngine
 from generation.model.types import AudioPrompt, Melody
 from generation.settings import GenerationSettings
 from tests.audio_factory import hum, tone
+from tests.batching import run_together
 
 RATE = 32_000
 HOP = 640  # samples per codec frame at 32 kHz
@@ -61,14 +60,6 @@ def listening_engine(tiny_model_dir):
     model = MusicgenForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
     make_it_listen(model)
     return MusicGenEngine.from_model(model, AutoProcessor.from_pretrained(tiny_model_dir), str(tiny_model_dir))
-
-
-@pytest.fixture(scope="module")
-def short_window_engine(tiny_model_dir):
-    """Windows of 2 s continued 1 s at a time; an extend then continues at most 1.33 s of its audio."""
-    engine = MusicGenEngine(str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0)
-    engine.load()
-    return engine
 
 
 def test_an_extend_returns_exactly_the_new_seconds_and_records_its_prompt(engine):
@@ -220,22 +211,6 @@ def test_a_long_extend_of_the_melody_model_follows_its_hum(tiny_melody_model_dir
     melody = Melody(hum(("A3", "C#4", "E4"), note_seconds=0.6, rate=RATE), RATE)
     result = engine.generate(settings(duration=2.5), melody=melody, audio_prompt=clip(2.0))
     assert result.audio.shape == (1, round(2.5 * RATE)) and result.windows == 3
-
-
-def run_together(engine: MusicGenEngine, requests: list[GenerationSettings], prompts: list[AudioPrompt]):
-    results: dict[int, object] = {}
-    barrier = threading.Barrier(len(requests))
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = engine.generate(requests[i], audio_prompt=prompts[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [results[i] for i in range(len(requests))]
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -13,6 +11,7 @@ from generation.model.guidance import tokenize
 from generation.model.types import Melody
 from generation.settings import MAX_PROMPT_CHARS, GenerationSettings
 from tests.audio_factory import hum
+from tests.batching import run_together
 
 RATE = 32_000
 RISING = ("A3", "C#4", "E4", "A4")
@@ -198,19 +197,3 @@ def test_a_fast_mode_engine_takes_a_negative_prompt(tiny_model_dir):
     none = fast.generate(settings())
     steered = fast.generate(settings(negative_prompt="epic metal guitar drums"))
     assert changed(none.codes, steered.codes) > 0.1
-
-
-def run_together(engine: MusicGenEngine, requests: list[GenerationSettings]):
-    results: dict[int, object] = {}
-    barrier = threading.Barrier(len(requests))
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = engine.generate(requests[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [results[i] for i in range(len(requests))]
