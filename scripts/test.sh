@@ -17,5 +17,9 @@ fi
 # Python packages: the CPU build of torch first, so nothing pulls the multi-gigabyte CUDA build.
 python -m pip install -q --disable-pip-version-check torch==2.13.0 -r requirements-dev.txt
 
+# numba compiles librosa's beat tracker on first use (about 20 s) and caches it beside librosa: pay that once
+# here, not in whichever test server happens to measure a tempo first.
+python -c "from generation.audio import tempo; tempo.warm_up()"
+
 python -m ruff check .
 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False python -m pytest -q "$@"
