@@ -11,25 +11,35 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from api_components import FormatsParameter, MelodyParameter, TextParameter
+from api_components import FormatsParameter, MelodyParameter, TextParameter, TrackParameter
 from generation import __version__
+from generation.audio.loops import LOOP_BARS
 from generation.config import ConfigError, ServerConfig
 from generation.errors import MoodtapeError
+from generation.model.engine import MAX_TAKES
 from generation.presets import PresetSettings
 from generation.settings import MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION
-from generation.studio import Studio, TrackRequest
+from generation.studio import (
+    DEFAULT_EXTEND_SECONDS,
+    MAX_EXTEND_SECONDS,
+    MIN_EXTEND_SECONDS,
+    Studio,
+    TrackRequest,
+)
 from runner import RESULT_COUNT, Finished, InProgress, StreamTo, TrackResults, TrackRunner
 
 log = logging.getLogger("moodtape.app")
 
-DEFAULTS = TrackRequest(duration=10.0, seed=-1, temperature=1.0, top_k=250, top_p=0.0, guidance_scale=3.0)
+DEFAULTS = TrackRequest(
+    duration=10.0, seed=-1, temperature=1.0, top_k=250, top_p=0.0, guidance_scale=3.0, negative_prompt=""
+)
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_INPUTS = ("prompt", "preset", "melody")  # the parameters each example fills
 EXAMPLES = [  # hums made by scripts/make_example_hums.py
@@ -61,6 +71,10 @@ MELODY_HELP = (
 )
 GENERATE_DOC = "Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture."
 GENERATE_STREAM_DOC = "Like /generate, but first yields the audio in pieces (small WAV files) while it is made."
+EXTEND_DOC = (
+    "Continue a track (audio: a file) by seconds; an empty prompt reuses the file's recipe. "
+    "Returns the same seven results as /generate."
+)
 LOUDNESS_CHOICES = [
     ("-14 LUFS (streaming)", -14.0),
     ("-16 LUFS (podcasts, Apple)", -16.0),
@@ -68,6 +82,7 @@ LOUDNESS_CHOICES = [
     ("Off (as generated)", 0.0),
 ]
 RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz", 48_000)]
+BARS_CHOICES = [("as many as fit", 0), *((str(bars), bars) for bars in LOOP_BARS)]  # 0 is "not given"
 
 
 # -- The API's parameters, declared once ---------------------------------------------------------------------------
@@ -75,13 +90,13 @@ RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz"
 
 @dataclass(frozen=True)
 class ApiParameter:
-    """One parameter of ``/generate`` and ``/generate_stream``: its name, its hidden API input and its page widget."""
+    """One parameter of the API's endpoints: its name, its hidden API input and its page widget."""
 
     name: str  # what API clients call it
     hidden: Callable[..., gr.Component]  # the API's hidden input, made with value=None ("the preset's or the default")
-    widget: Callable[..., gr.Component]  # the page's input; the layout adds what depends on the server
+    widget: Callable[..., gr.Component] | None  # the page's input (the layout adds what depends on the server)
     field: str = ""  # the TrackRequest field it fills, when that is not ``name``
-    required: bool = False  # only the prompt: clients must send it (empty is fine with a melody)
+    required: bool = False  # clients must send it: /generate's prompt (empty is fine with a melody), /extend's audio
 
     @property
     def request_field(self) -> str:
@@ -174,42 +189,100 @@ API_PARAMETERS = (
         gr.Number,
         partial(gr.Dropdown, LOUDNESS_CHOICES, value=-14.0, label="Loudness", elem_id="loudness"),
     ),
+    ApiParameter(
+        "negative_prompt",
+        TextParameter,
+        partial(
+            gr.Textbox,
+            value=DEFAULTS.negative_prompt,
+            lines=1,
+            label="Negative prompt: what to steer away from (vocals, distortion)",
+            elem_id="negative-prompt",
+        ),
+    ),
+    ApiParameter(
+        "variations",
+        gr.Number,
+        partial(gr.Slider, 1, MAX_TAKES, value=1, step=1, label="Takes", elem_id="takes"),
+    ),
+    ApiParameter("bpm", gr.Number, partial(gr.Number, value=None, label="BPM (empty = as generated)", elem_id="bpm")),
+    ApiParameter(
+        "loop",
+        gr.Checkbox,
+        partial(
+            gr.Checkbox, value=False, label="Loop: cut into whole bars that repeat without a click", elem_id="loop"
+        ),
+    ),
+    ApiParameter("bars", gr.Number, partial(gr.Dropdown, BARS_CHOICES, value=0, label="Bars", elem_id="bars")),
 )
 API_NAMES = tuple(p.name for p in API_PARAMETERS)
 # Picking a preset fills the page's inputs for the settings it sets; one with no input applies when the track is made.
 _SET_BY_PRESETS = {f.name for f in fields(PresetSettings)}
 PRESET_FIELDS = tuple(p.request_field for p in API_PARAMETERS if p.request_field in _SET_BY_PRESETS)
 
+# /extend: the track and the seconds to add, then /generate's parameters but those an extend has no use for.
+EXTEND_ONLY_PARAMETERS = (
+    # On the page the track is whatever the main player shows: the latest result, a picked one or a picked take.
+    ApiParameter("audio", partial(TrackParameter, type="filepath"), None, field="extend", required=True),
+    ApiParameter(
+        "seconds",
+        gr.Number,
+        partial(
+            gr.Slider,
+            MIN_EXTEND_SECONDS,
+            MAX_EXTEND_SECONDS,
+            value=DEFAULT_EXTEND_SECONDS,
+            step=1,
+            label="Seconds to add",
+            elem_id="extend-seconds",
+        ),
+        field="duration",
+    ),
+)
+# The file gives the melody and the start; seconds replaces duration; one take; the studio refuses a loop on an extend.
+NOT_FOR_EXTEND = ("melody", "duration", "variations", "loop", "bars")
+EXTEND_PARAMETERS = (
+    *EXTEND_ONLY_PARAMETERS,
+    *(
+        replace(p, required=False) if p.name == "prompt" else p  # an empty prompt reuses the file's recipe
+        for p in API_PARAMETERS
+        if p.name not in NOT_FOR_EXTEND
+    ),
+)
+EXTEND_NAMES = tuple(p.name for p in EXTEND_PARAMETERS)
+EVERY_PARAMETER = {p.name: p for p in (*API_PARAMETERS, *EXTEND_ONLY_PARAMETERS)}  # each row once: hidden inputs
+Parameters = tuple[ApiParameter, ...]  # one endpoint's parameters, in order
 
-def request_from(values: Mapping[str, Any]) -> TrackRequest:
+
+def request_from(parameters: Parameters, values: Mapping[str, Any]) -> TrackRequest:
     """The one place widget and API values (by parameter name) become a request."""
-    return TrackRequest(**{p.request_field: values[p.name] for p in API_PARAMETERS})
+    return TrackRequest(**{p.request_field: values[p.name] for p in parameters})
 
 
-def endpoint_signature() -> inspect.Signature:
-    """The API functions' signature: Gradio reads the public parameter names and defaults from it."""
+def endpoint_signature(parameters: Parameters) -> inspect.Signature:
+    """An API function's signature: Gradio reads the public parameter names and defaults from it."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    parameters = [
-        inspect.Parameter(p.name, kind, default=inspect.Parameter.empty if p.required else None) for p in API_PARAMETERS
+    named = [
+        inspect.Parameter(p.name, kind, default=inspect.Parameter.empty if p.required else None) for p in parameters
     ]
     progress = inspect.Parameter("progress", kind, default=gr.Progress())  # Gradio fills this slot itself
-    return inspect.Signature([*parameters, progress])
+    return inspect.Signature([*named, progress])
 
 
 # -- From the runner's updates to each endpoint's outputs ----------------------------------------------------------
 
 
 def api_endpoint(
-    runner: TrackRunner, name: str, doc: str, stream_to: StreamTo = None
+    runner: TrackRunner, name: str, doc: str, parameters: Parameters, stream_to: StreamTo = None
 ) -> Callable[..., Iterator[tuple[Any, ...]]]:
-    """An API function that takes the declared parameters by name and yields the endpoint's outputs."""
-    signature = endpoint_signature()
+    """An API function that takes ``parameters`` by name and yields the endpoint's outputs."""
+    signature = endpoint_signature(parameters)
 
     def endpoint(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = bound.arguments
-        for update in runner.run(request_from(values), values["progress"], stream_to=stream_to):
+        for update in runner.run(request_from(parameters, values), values["progress"], stream_to=stream_to):
             yield api_outputs(update, streaming=stream_to is not None)
 
     endpoint.__signature__ = signature  # type: ignore[attr-defined]
@@ -228,19 +301,42 @@ def api_outputs(update: InProgress | Finished, *, streaming: bool) -> tuple[Any,
     return (gr.skip(),) * RESULT_COUNT
 
 
+SHOWN_COUNT = RESULT_COUNT + 1  # what ``shown`` fills: the result panels and the loop preview
+TAKES_SHOWN_COUNT = 2 + 2 * MAX_TAKES  # what ``takes_shown`` fills: the takes, their row, a column and player each
+
+
 def page_outputs(update: InProgress | Finished, history: list[TrackResults]) -> tuple[Any, ...]:
-    """One update as the page's outputs: preview player, result panels, this tab's history and its dropdown."""
+    """One update as the page's outputs: preview player, the result and its takes, this tab's history."""
     if isinstance(update, InProgress):
         piece = gr.skip() if update.piece is None else update.piece
-        return (piece, *(gr.skip(),) * (RESULT_COUNT + 2))
-    return (gr.skip(), *shown(update.results), history, gr.update(choices=history_choices(history), value=0))
+        return (piece, *(gr.skip(),) * (SHOWN_COUNT + TAKES_SHOWN_COUNT + 2))
+    results = update.results
+    return (gr.skip(), *shown(results), *takes_shown(results.takes), *history_shown(history))
 
 
 def shown(results: TrackResults) -> tuple[Any, ...]:
-    """Results for the page's panels: the picture panels that have nothing to show are hidden."""
+    """Results for the page's panels and loop preview: what has nothing to show is hidden."""
     pictures = (results.melody_picture, results.picture, results.stems_picture)
     visible = [gr.update(value=p, visible=p is not None) for p in pictures]
-    return (results.audio, results.downloads, results.recipe, results.summary, *visible)
+    loop = bool((results.recipe.get("tempo") or {}).get("loop"))
+    loop_preview = gr.update(value=results.audio if loop else None, visible=loop)
+    return (results.audio, results.downloads, results.recipe, results.summary, *visible, loop_preview)
+
+
+def takes_shown(takes: tuple[TrackResults, ...]) -> tuple[Any, ...]:
+    """The takes row: a player per take, side by side, labelled with its seed; hidden for a single take."""
+    players = [
+        gr.update(value=take.audio, label=f"Take {i + 1} · seed {take.recipe['settings']['seed']}")
+        for i, take in enumerate(takes)
+    ]
+    players += [gr.update(value=None)] * (MAX_TAKES - len(takes))
+    columns = [gr.update(visible=i < len(takes)) for i in range(MAX_TAKES)]
+    return (list(takes), gr.update(visible=len(takes) > 1), *columns, *players)
+
+
+def history_shown(history: list[TrackResults]) -> tuple[Any, ...]:
+    """This tab's results and their dropdown, with the newest picked."""
+    return (history, gr.update(choices=history_choices(history), value=0))
 
 
 def history_choices(history: list[TrackResults]) -> list[tuple[str, int]]:
@@ -267,7 +363,7 @@ def use_track_as_melody(path: str | None) -> Any:
 
 @dataclass(frozen=True)
 class PageInputs:
-    """The left column: an input per API parameter, the preset's description and the buttons."""
+    """The left column: an input per /generate parameter, the preset's description and the buttons."""
 
     values: dict[str, gr.Component]  # by API parameter name, in API_PARAMETERS order
     preset_info: gr.Markdown
@@ -276,12 +372,32 @@ class PageInputs:
 
 
 @dataclass(frozen=True)
+class TakePanels:
+    """A result's takes side by side: a player and a "Pick take N" button each; hidden for a single take."""
+
+    in_view: gr.State  # the takes shown, as TrackResults, take 1 first
+    row: gr.Row
+    columns: list[gr.Column]  # one per take a request may ask for
+    players: list[gr.Audio]
+    picks: list[gr.Button]
+
+    @property
+    def outputs(self) -> list[gr.Component]:
+        """What ``takes_shown`` fills, in its order."""
+        return [self.in_view, self.row, *self.columns, *self.players]
+
+
+@dataclass(frozen=True)
 class ResultPanels:
-    """The right column: the preview player, the result panels and this tab's history."""
+    """The right column: the preview player, the result panels, its takes, what to do next, this tab's history."""
 
     stream_player: gr.Audio
     panels: list[gr.Component]  # in TrackResults order: player, downloads, recipe, summary, the three pictures
+    loop_preview: gr.Audio  # the same WAV played round and round; shown for a loop
+    takes: TakePanels
     use_as_melody: gr.Button
+    extend: gr.Button
+    extend_seconds: gr.Slider
     history: gr.State  # this tab's TrackResults, newest first
     history_pick: gr.Dropdown
     status: gr.Markdown
@@ -290,19 +406,29 @@ class ResultPanels:
     def player(self) -> gr.Component:
         return self.panels[0]
 
+    @property
+    def result(self) -> list[gr.Component]:
+        """What ``shown`` fills, in its order: the panels and the loop preview."""
+        return [*self.panels, self.loop_preview]
+
 
 @dataclass(frozen=True)
 class ApiInputs:
     """The API's hidden inputs and triggers."""
 
-    values: list[gr.Component]  # in API_PARAMETERS order
+    values: dict[str, gr.Component]  # by parameter name; endpoints share the inputs of the parameters they share
     generate: gr.Button
     generate_stream: gr.Button
+    extend: gr.Button
     stream_piece: gr.File
+
+    def inputs(self, parameters: Parameters) -> list[gr.Component]:
+        """An endpoint's hidden inputs, in its parameters' order."""
+        return [self.values[p.name] for p in parameters]
 
 
 def _inputs_column(studio: Studio) -> PageInputs:
-    """Mood, style, melody, length and seed; the advanced and export settings folded away; the buttons."""
+    """Mood, style, melody, length, seed and takes; tempo, advanced and export settings folded away; the buttons."""
     declared = {p.name: p.widget for p in API_PARAMETERS}
     widgets: dict[str, gr.Component] = {}
 
@@ -316,9 +442,16 @@ def _inputs_column(studio: Studio) -> PageInputs:
         place("melody")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
-        place("seed")
+        with gr.Row():
+            place("seed")
+            place("variations")
+        with gr.Accordion("Tempo and loop", open=False):
+            place("bpm")
+            with gr.Row():
+                place("loop")
+                place("bars")
         with gr.Accordion("Advanced", open=False):
-            for name in ("temperature", "top_k", "top_p", "guidance"):
+            for name in ("temperature", "top_k", "top_p", "guidance", "negative_prompt"):
                 place(name)
         with gr.Accordion("Export: stems, formats, loudness", open=False):
             for name in ("stems", "formats", "sample_rate", "loudness"):
@@ -329,8 +462,28 @@ def _inputs_column(studio: Studio) -> PageInputs:
     return PageInputs({name: widgets[name] for name in API_NAMES}, preset_info, generate, stop)
 
 
+def _takes_row() -> TakePanels:
+    """Up to four takes side by side, hidden until a result has more than one."""
+    columns, players, picks = [], [], []
+    with gr.Row(visible=False, elem_id="takes-row") as row:
+        for number in range(1, MAX_TAKES + 1):
+            with gr.Column(visible=False, min_width=120) as column:
+                players.append(
+                    gr.Audio(
+                        label=f"Take {number}",
+                        type="filepath",
+                        interactive=False,
+                        buttons=["download"],
+                        elem_id=f"take-{number}",
+                    )
+                )
+                picks.append(gr.Button(f"Pick take {number}", size="sm", elem_id=f"pick-take-{number}"))
+            columns.append(column)
+    return TakePanels(gr.State([]), row, columns, players, picks)
+
+
 def _results_column() -> ResultPanels:
-    """The preview that plays while a track is made, the track, its downloads, summary, pictures and recipe."""
+    """The preview, the track and its takes, downloads, summary, pictures; extend or reuse it; history, recipe."""
     with gr.Column(scale=1):
         stream_player = gr.Audio(
             label="Preview: plays while the track is made",
@@ -342,13 +495,22 @@ def _results_column() -> ResultPanels:
         player = gr.Audio(
             label="Your track (lossless)", type="filepath", interactive=False, buttons=["download"], elem_id="player"
         )
+        loop_preview = gr.Audio(
+            label="Loop preview (plays looped)",
+            type="filepath",
+            interactive=False,
+            loop=True,
+            visible=False,
+            elem_id="loop-preview",
+        )
+        takes = _takes_row()
         downloads = gr.File(
             label="Downloads: lossless WAV (24-bit) and recipe",
             file_count="multiple",
             interactive=False,
             elem_id="downloads",
         )
-        summary = gr.Markdown(elem_id="summary")
+        summary = gr.Markdown(label="Summary", show_label=False, elem_id="summary")  # the label names it in the API
         melody_picture = gr.Image(
             label="What the model hears: the melody's pitch classes over time",
             type="numpy",
@@ -360,6 +522,8 @@ def _results_column() -> ResultPanels:
         stems_picture = gr.Image(label="Stems", type="numpy", interactive=False, visible=False, elem_id="stems-picture")
         with gr.Row():
             use_as_melody = gr.Button("Use this track as the melody", size="sm", elem_id="use-as-melody")
+            extend = gr.Button("Extend", size="sm", elem_id="extend")
+        extend_seconds = EVERY_PARAMETER["seconds"].widget()
         history_pick = gr.Dropdown(
             choices=[],
             value=None,
@@ -372,16 +536,19 @@ def _results_column() -> ResultPanels:
             recipe = gr.JSON(label="Recipe", elem_id="recipe")
         status = gr.Markdown(elem_id="model-status")
     panels = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
-    return ResultPanels(stream_player, panels, use_as_melody, history, history_pick, status)
+    return ResultPanels(
+        stream_player, panels, loop_preview, takes, use_as_melody, extend, extend_seconds, history, history_pick, status
+    )
 
 
 def _api_inputs() -> ApiInputs:
     """Hidden twins of the inputs for API clients: a value left out means "use the preset's or the default"."""
     with gr.Column(visible=False):
         return ApiInputs(
-            values=[p.hidden(value=None, label=p.name) for p in API_PARAMETERS],
+            values={name: p.hidden(value=None, label=name) for name, p in EVERY_PARAMETER.items()},
             generate=gr.Button("generate (API)"),
             generate_stream=gr.Button("generate_stream (API)"),
+            extend=gr.Button("extend (API)"),
             stream_piece=gr.File(label="audio piece"),
         )
 
@@ -390,41 +557,61 @@ def _api_inputs() -> ApiInputs:
 
 
 def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, api: ApiInputs) -> None:
-    """Generate from the page (button or Enter) and from the API; Stop cancels any of them."""
+    """Generate (button or Enter) and extend from the page, and the API's endpoints; Stop cancels any of them."""
     runner = TrackRunner(studio)
     # One model serves batches of up to max_batch concurrent requests (see generation/model/engine.py).
     run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
     # Progress and errors show on the preview player only, not as a badge on every result panel.
     ui_event = {"api_visibility": "private", "show_progress_on": [results.stream_player], **run_settings}
+    # Every parameter's input on the page: an extend continues whatever the main player shows.
+    page = {**inputs.values, "audio": results.player, "seconds": results.extend_seconds}
 
-    def generate_in_page(
-        values: dict[gr.Component, Any],
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    def run_in_page(
+        parameters: Parameters, values: dict[gr.Component, Any], progress: gr.Progress
     ) -> Iterator[tuple[Any, ...]]:
-        request = request_from({name: values[widget] for name, widget in inputs.values.items()})
+        request = request_from(parameters, {p.name: values[page[p.name]] for p in parameters})
         history = values[results.history]
         for update in runner.run(request, progress, stream_to="player"):
             if isinstance(update, Finished):
                 history = [update.results, *history][:MAX_HISTORY]
             yield page_outputs(update, history)
 
-    page_in = {*inputs.values.values(), results.history}  # a set: the handler gets the values by component
-    page_out = [results.stream_player, *results.panels, results.history, results.history_pick]
+    def generate_in_page(
+        values: dict[gr.Component, Any],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[tuple[Any, ...]]:
+        yield from run_in_page(API_PARAMETERS, values, progress)
+
+    def extend_in_page(
+        values: dict[gr.Component, Any],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[tuple[Any, ...]]:
+        if not values[results.player]:
+            raise gr.Error("Make a track first (or pick one of this tab's results): then it can be extended.")
+        yield from run_in_page(EXTEND_PARAMETERS, values, progress)
+
+    page_in = {*page.values(), results.history}  # a set: the handler gets the values by component
+    page_out = [results.stream_player, *results.result, *results.takes.outputs, results.history, results.history_pick]
     click = inputs.generate.click(generate_in_page, page_in, page_out, api_name="ui_generate_click", **ui_event)
     submit = inputs.values["prompt"].submit(
         generate_in_page, page_in, page_out, api_name="ui_generate_submit", **ui_event
     )
-    generate = api_endpoint(runner, "generate", GENERATE_DOC)
-    generate_stream = api_endpoint(runner, "generate_stream", GENERATE_STREAM_DOC, stream_to="files")
-    api_event = api.generate.click(generate, api.values, results.panels, api_name="generate", **run_settings)
-    api_stream_event = api.generate_stream.click(
-        generate_stream, api.values, [api.stream_piece, *results.panels], api_name="generate_stream", **run_settings
-    )
-    inputs.stop.click(None, cancels=[click, submit, api_event, api_stream_event])
+    extend = results.extend.click(extend_in_page, page_in, page_out, api_name="ui_extend_click", **ui_event)
+    endpoints = [
+        (api.generate, "generate", GENERATE_DOC, API_PARAMETERS, None),
+        (api.generate_stream, "generate_stream", GENERATE_STREAM_DOC, API_PARAMETERS, "files"),
+        (api.extend, "extend", EXTEND_DOC, EXTEND_PARAMETERS, None),
+    ]
+    api_events = []
+    for trigger, name, doc, parameters, stream_to in endpoints:
+        outputs = [api.stream_piece, *results.panels] if stream_to else results.panels
+        function = api_endpoint(runner, name, doc, parameters, stream_to=stream_to)
+        api_events.append(trigger.click(function, api.inputs(parameters), outputs, api_name=name, **run_settings))
+    inputs.stop.click(None, cancels=[click, submit, extend, *api_events])
 
 
 def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: ResultPanels) -> None:
-    """Everything around a request: presets fill the settings, history, melody from a track, model status."""
+    """Everything around a request: presets fill the settings, history and takes, melody from a track, status."""
 
     def fill_from_preset(preset_id: str | None) -> tuple[Any, ...]:
         try:
@@ -432,14 +619,26 @@ def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: 
         except MoodtapeError as e:
             raise gr.Error(str(e)) from e
         if preset is None:
-            return ("", *(gr.skip(),) * len(PRESET_FIELDS))
+            return ("", *(gr.skip(),) * len(PRESET_FIELDS), gr.update(placeholder=""))
         merged = {**DEFAULTS.__dict__, **preset.settings_dict()}
-        return (f"*{preset.description}*", *(merged[name] for name in PRESET_FIELDS))
+        # The preset's tempo is a hint, not a value: filled in, it would stretch every track; a loop takes it anyway.
+        bpm_hint = gr.update(placeholder=f"as generated; a loop takes the preset's {preset.tags.bpm}")
+        return (f"*{preset.description}*", *(merged[name] for name in PRESET_FIELDS), bpm_hint)
 
     def show_from_history(index: int | None, history: list[TrackResults]) -> tuple[Any, ...]:
         if index is None or not 0 <= index < len(history):
-            return (gr.skip(),) * RESULT_COUNT
-        return shown(history[index])
+            return (gr.skip(),) * (SHOWN_COUNT + TAKES_SHOWN_COUNT)
+        return (*shown(history[index]), *takes_shown(history[index].takes))
+
+    def take_picker(index: int) -> Callable[..., tuple[Any, ...]]:
+        def pick_take(takes: list[TrackResults], history: list[TrackResults]) -> tuple[Any, ...]:
+            """Take ``index + 1`` becomes the result, and joins this tab's history."""
+            if index >= len(takes):
+                return (gr.skip(),) * (SHOWN_COUNT + 2)
+            history = [takes[index], *history][:MAX_HISTORY]
+            return (*shown(takes[index]), *history_shown(history))
+
+        return pick_take
 
     def presets() -> list[dict]:
         """List the style presets: id, name, description, family, tags and settings."""
@@ -453,11 +652,21 @@ def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: 
 
     widgets = inputs.values
     by_field = {p.request_field: widgets[p.name] for p in API_PARAMETERS}
-    preset_outputs = [inputs.preset_info, *(by_field[name] for name in PRESET_FIELDS)]
+    preset_outputs = [inputs.preset_info, *(by_field[name] for name in PRESET_FIELDS), widgets["bpm"]]
     widgets["preset"].change(fill_from_preset, widgets["preset"], preset_outputs, api_visibility="private")
     results.history_pick.input(
-        show_from_history, [results.history_pick, results.history], results.panels, api_visibility="private"
+        show_from_history,
+        [results.history_pick, results.history],
+        [*results.result, *results.takes.outputs],
+        api_visibility="private",
     )
+    for index, pick in enumerate(results.takes.picks):
+        pick.click(
+            take_picker(index),
+            [results.takes.in_view, results.history],
+            [*results.result, results.history, results.history_pick],
+            api_visibility="private",
+        )
     results.use_as_melody.click(use_track_as_melody, results.player, widgets["melody"], api_visibility="private")
     gr.api(presets, api_name="presets")
     demo.load(model_status, outputs=results.status, api_visibility="private")
@@ -470,7 +679,7 @@ def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: 
 
 
 def build_app(studio: Studio | None = None) -> gr.Blocks:
-    """Build the Blocks: the page for people and the ``/generate``, ``/generate_stream`` and ``/presets`` API."""
+    """Build the Blocks: the page for people and the API: /generate, /generate_stream, /extend, /presets."""
     studio = studio or Studio()
     with gr.Blocks(title="Moodtape: text to music") as demo:
         gr.Markdown(INTRO)
@@ -515,12 +724,17 @@ def main() -> None:
 
 
 def _preload(studio: Studio) -> None:
-    """Load the model and pay the finishing steps' first-use costs while the page is already up."""
-    studio.warm_up()  # so the first track does not pay for the finishing steps' imports
+    """Load the model, then pay the finishing steps' first-use costs, while the page is already up.
+
+    One after the other: the warm-up's key finding imports ``transformers.audio_utils``, and while the model
+    thread imports transformers to load, a second thread importing it can find the package half-initialised
+    ("cannot import name 'AutoProcessor' from 'transformers'", seen in 3 of 4 test runs when run together).
+    """
     try:
         studio.engine.load()
     except MoodtapeError as e:
         log.error("%s", e)  # requests will show the same message until the model can be loaded
+    studio.warm_up()  # so the first track does not pay for the finishing steps' imports
 
 
 if __name__ == "__main__":

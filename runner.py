@@ -15,7 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
@@ -33,35 +34,46 @@ StreamTo = Literal["player", "files"] | None  # pieces as WAV bytes for a stream
 
 @dataclass(frozen=True, eq=False)  # eq=False: numpy pictures have no single truth value
 class TrackResults:
-    """What every endpoint ends with, in output order (the README's API section lists the same)."""
+    """What every endpoint ends with, in output order (the README's API section lists the same), and its takes."""
 
-    audio: str  # the playable WAV's path
-    downloads: list[str]  # every format, the recipe JSON, the stems and their ZIP
+    audio: str  # the playable WAV's path (take 1's when there are several)
+    downloads: list[str]  # every format, the recipe JSON, the stems and their ZIP; of every take
     recipe: dict[str, Any]
     summary: str
     melody_picture: np.ndarray | None  # the chroma of the melody followed, if any
     picture: np.ndarray | None  # waveform and spectrogram
     stems_picture: np.ndarray | None  # one panel per stem, if split
+    # Each take as a result of its own (its files only), take 1 first; empty for one take. Not an output: the
+    # page shows them side by side, and API clients find every take's files in the downloads.
+    takes: tuple[TrackResults, ...] = field(default=(), metadata={"output": False})
 
     @classmethod
     def of(cls, track: Track) -> TrackResults:
-        """The results of one finished track."""
+        """The results of one finished track, its other takes included."""
+        every = (track, *track.takes)
+        takes = tuple(cls._of_take(take, take.files) for take in every) if track.takes else ()
+        return cls._of_take(track, track.downloads, takes)
+
+    @classmethod
+    def _of_take(cls, take: Track, downloads: list[Path], takes: tuple[TrackResults, ...] = ()) -> TrackResults:
         return cls(
-            audio=str(track.wav_path),
-            downloads=[str(p) for p in track.files],
-            recipe=track.recipe.to_dict(),
-            summary=track.summary(),
-            melody_picture=track.melody_picture,
-            picture=track.picture,
-            stems_picture=track.stems_picture,
+            audio=str(take.wav_path),
+            downloads=[str(p) for p in downloads],
+            recipe=take.recipe.to_dict(),
+            summary=take.summary(),
+            melody_picture=take.melody_picture,
+            picture=take.picture,
+            stems_picture=take.stems_picture,
+            takes=takes,
         )
 
     def outputs(self) -> tuple[Any, ...]:
         """The values in output order, as Gradio takes them."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return tuple(getattr(self, name) for name in OUTPUTS)
 
 
-RESULT_COUNT = len(fields(TrackResults))
+OUTPUTS = tuple(f.name for f in fields(TrackResults) if f.metadata.get("output", True))
+RESULT_COUNT = len(OUTPUTS)
 
 
 @dataclass(frozen=True)
@@ -102,15 +114,25 @@ class TrackRunner:
         """
         cancel = threading.Event()
         steps = {"done": 0, "total": 0}
+        status: dict[str, Any] = {}  # the latest step before decoding: what it is and how far along
         pieces: queue.Queue[np.ndarray | None] = queue.Queue()
 
         def on_progress(done: int, total: int) -> None:
             steps["done"], steps["total"] = done, total
 
+        def on_status(message: str, fraction: float) -> None:
+            status["message"], status["fraction"] = message, fraction
+
         on_audio = pieces.put if stream_to else None  # None in the queue only wakes the loop
         context = contextvars.copy_context()  # Gradio's request context, for code that looks it up
         future: Future[Track] = self._pool.submit(
-            context.run, self._make_track, request, on_progress=on_progress, cancel=cancel, on_audio=on_audio
+            context.run,
+            self._make_track,
+            request,
+            on_progress=on_progress,
+            cancel=cancel,
+            on_audio=on_audio,
+            on_status=on_status,
         )
         future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
         future.add_done_callback(lambda f: pieces.put(None))  # wakes the loop below as soon as the track is done
@@ -122,6 +144,8 @@ class TrackRunner:
                 piece = _next_piece(pieces)
                 if steps["total"]:
                     progress((steps["done"], steps["total"]), desc="Generating", unit="steps")
+                elif status:  # a step before decoding, such as taking a song's drums and bass out of its melody
+                    progress(status["fraction"], desc=f"{status['message']}…")
                 yield InProgress(self._encode(piece, request, stream_to))
             track = future.result()
         except gr.Error:

@@ -2,9 +2,10 @@
 
 On a ZeroGPU Space (``ServerConfig.zero_gpu``, from ``SPACES_ZERO_GPU``, with the ``spaces``
 package installed) the call that makes a track is wrapped in ``spaces.GPU``, with a duration
-estimated from the request's resolved settings: a preset's own duration counts. ZeroGPU runs that
-call in a worker process, so it gets only the request (progress and streaming callbacks cannot
-cross); the result comes back whole. Everywhere else nothing changes.
+estimated from the request's plan: a preset's own duration, a loop's material, an extend's added seconds
+and the number of takes count. ZeroGPU runs that call in a worker process, so it gets only the request
+(progress and streaming callbacks cannot cross); the result comes back whole. Everywhere else nothing
+changes.
 """
 
 from __future__ import annotations
@@ -14,32 +15,37 @@ from collections.abc import Callable
 from typing import Any
 
 from generation.errors import MoodtapeError
-from generation.settings import ExportSettings, GenerationSettings
+from generation.settings import GenerationSettings
 from generation.studio import Studio, Track, TrackRequest
 
 log = logging.getLogger("moodtape.zerogpu")
 
 GPU_SECONDS_BASE = 30  # model loading on first use, prompt encoding, decoding and files
 GPU_SECONDS_PER_AUDIO_SECOND = 1.5  # musicgen-melody with guidance on an A100 runs about 1.2 s per s; with margin
-GPU_SECONDS_STEMS = 20  # Demucs on a GPU, per request
+GPU_SECONDS_PER_EXTRA_TAKE = 0.35  # each take after the first, as a share of one take's time: takes share a batch
+GPU_SECONDS_STEMS = 20  # Demucs on a GPU: the stems of one take, or a song's drums and bass out of its melody
 GPU_SECONDS_MAX = 600
 
 
 def estimate_gpu_seconds(studio: Studio, request: TrackRequest) -> int:
-    """How long to hold a GPU for ``request``: a margin over its expected time, capped."""
-    settings, export = _resolved(studio, request)
-    seconds = GPU_SECONDS_BASE + GPU_SECONDS_PER_AUDIO_SECOND * settings.duration
-    seconds += GPU_SECONDS_STEMS if export.stems else 0
-    return int(min(GPU_SECONDS_MAX, seconds))
+    """How long to hold a GPU for ``request``: a margin over its expected time, capped.
 
-
-def _resolved(studio: Studio, request: TrackRequest) -> tuple[GenerationSettings, ExportSettings]:
-    """The settings ``request`` will run with (its preset's included), or the defaults when it is invalid."""
+    The request's plan says what will be generated: a preset's own duration, a loop's extra material, the
+    seconds an extend adds, and how many takes share the batch.
+    """
     try:
-        export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
-        return studio.settings_for(request), export
-    except MoodtapeError:  # the studio refuses it with a clear message before the model runs
-        return GenerationSettings(), ExportSettings()
+        plan = studio.plan(request)
+    except MoodtapeError:  # the studio refuses it with a clear message before the model runs: any lease will do
+        return _lease(GenerationSettings().duration)
+    demucs_runs = plan.takes * plan.export.stems + bool(request.melody)  # a melody may be separated first
+    return _lease(plan.settings.duration, plan.takes, demucs_runs)
+
+
+def _lease(seconds_generated: float, takes: int = 1, demucs_runs: int = 0) -> int:
+    """Seconds of GPU for ``takes`` of ``seconds_generated`` each, made as one batch, and ``demucs_runs``."""
+    one_take = GPU_SECONDS_PER_AUDIO_SECOND * seconds_generated
+    seconds = GPU_SECONDS_BASE + one_take * (1 + GPU_SECONDS_PER_EXTRA_TAKE * (takes - 1))
+    return int(min(GPU_SECONDS_MAX, seconds + GPU_SECONDS_STEMS * demucs_runs))
 
 
 def track_maker(studio: Studio) -> Callable[..., Track]:

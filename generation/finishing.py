@@ -128,8 +128,6 @@ def finish_take(
         record |= {"bpm": tempo.bpm, "speed": round(stretched.speed, 5), "stretched": stretched.stretched}
         if stretched.note:
             notes.append(f"Tempo: {stretched.note}.")
-    elif measured.note:
-        notes.append(f"Tempo and key: {measured.note}.")
 
     # 2. Loudness over the whole take, one gain (true peak kept under -1 dBTP)
     levelled, loudness = normalise_loudness(before_level, rate, loudness_lufs)

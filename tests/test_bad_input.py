@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,10 @@ LIMITED_MAX_FILE_SIZE = "1mb"  # the second server's upload limit (1048576 bytes
 LIMITED_MAX_DURATION = 2  # ...and its longest track, so the duration bound can be generated in a second
 FUZZ_EXAMPLES = 30  # about 0.6 to 1.5 s each against the tiny model
 PARAMETER_WORDS = (*API_NAMES, "format", "nothing to sample")  # a clear message names one ("Unknown format ...")
-NUMERIC = ("duration", "seed", "temperature", "top_k", "top_p", "guidance", "sample_rate", "loudness")
+NUMERIC = (
+    *("duration", "seed", "temperature", "top_k", "top_p", "guidance", "sample_rate", "loudness"),
+    *("variations", "bpm", "bars"),
+)
 SAFE_WAV_NAME = re.compile(r"moodtape_[a-z0-9-]+_seed\d+\.wav")
 
 TALLY: Counter[str] = Counter()  # cases, clear_errors, tracks, client_refusals, unclear_errors
@@ -310,10 +313,14 @@ def _used(name: str, value: Any) -> Callable[[tuple], str | None]:
             random = value in (-1, "")
             ok = 0 <= seed <= 2**31 - 1 if random else seed == value
             return None if ok else f"seed {value!r} became {seed}"
+        if name == "variations":
+            seeds = [take["seed"] for take in recipe["takes"]]
+            return None if len(seeds) == value else f"variations={value!r} gave the takes {seeds}"
         where, key = {
             "loudness": ("export", "loudness_lufs"),
             "sample_rate": ("export", "sample_rate"),
             "guidance": ("settings", "guidance_scale"),
+            "bpm": ("tempo", "bpm"),
         }.get(name, ("settings", name))
         wanted = None if (name == "loudness" and value == 0) else value
         got = recipe[where][key]
@@ -339,6 +346,9 @@ AT_BOUNDS = [
     ("loudness", 0),
     ("sample_rate", 44_100),
     ("sample_rate", 48_000),
+    ("variations", 4),
+    ("bpm", 40),
+    ("bpm", 240),
 ]
 
 PAST_BOUNDS = {
@@ -350,6 +360,9 @@ PAST_BOUNDS = {
     "guidance": [0.999, 20.001, -1e6, 1e300],
     "loudness": [-40.001, -4.999, 10, -1e300],
     "sample_rate": [44_099, 44_101, 8_000, 96_000, -48_000, 44_100.5],
+    "variations": [0, -1, 5, 9, 2.5],
+    "bpm": [39.99, 240.01, 1000, -120, 1e300],
+    "bars": [3, 5, 32, -2, 1.5],
 }
 
 WRONG_TYPES = ["ten", [1], {"value": 1}, True, False]
@@ -369,14 +382,30 @@ def test_numbers_past_their_bounds_are_refused_naming_the_parameter(client, live
         for name, values in PAST_BOUNDS.items()
         for value in values
     ]
-    cases += [Case(f"{name}=<400-digit integer>", request(**{name: 10**400}), (name,)) for name in NUMERIC]
+    cases += [
+        Case(f"{name}=<400-digit integer>", request(**{name: 10**400}), (name,)) for name in NUMERIC if name != "bpm"
+    ]
     cases.append(Case("top_k=0 and top_p=0", request(top_k=0, top_p=0), ("nothing to sample",)))
     assert_no_problems(run_cases(client, cases), live_server)
 
 
+def test_a_400_digit_bpm_is_refused_naming_it(client, live_server):
+    assert_no_problems(
+        run_cases(client, [Case("bpm=<400-digit integer>", request(bpm=10**400), ("bpm",))]), live_server
+    )
+
+
 def test_values_of_the_wrong_type_are_refused_naming_the_parameter(client, live_server):
     cases = [Case(f"{name}={value!r}", request(**{name: value}), (name,)) for name in NUMERIC for value in WRONG_TYPES]
-    cases += [Case(f"stems={value!r}", request(stems=value), ("stems",)) for value in ("yes", 1, [True], {"on": True})]
+    cases += [
+        Case(f"{name}={value!r}", request(**{name: value}), (name,))
+        for name in ("stems", "loop")
+        for value in ("yes", 1, [True], {"on": True})
+    ]
+    cases += [
+        Case(f"negative_prompt={value!r}", request(negative_prompt=value), ("negative_prompt",))
+        for value in (5, ["vocals"], {"not": "vocals"})
+    ]
     cases += [
         Case(f"formats={value!r}", request(formats=value), ("format",)) for value in (5, "ogg", "wav,aiff", {"a": 1})
     ]
@@ -526,6 +555,90 @@ def _melody_file_named(name: str) -> Callable[[tuple], str | None]:
     return check
 
 
+# -- Takes, tempo and loops ----------------------------------------------------------------------------------------
+
+
+def test_bad_takes_tempo_and_loop_values_get_clear_messages(client, live_server):
+    takes = "variations must be a whole number of takes from 1 to 4"
+    cases = [
+        Case("bpm=0 with loop", request(bpm=0, loop=True), ("A loop needs a tempo: give bpm (40 to 240)",)),
+        Case("bpm=1000", request(bpm=1000), ("bpm must be from 40 to 240 beats per minute, got 1000",)),
+        Case("bpm='fast'", request(bpm="fast"), ("bpm must be a number of beats per minute", "got 'fast'")),
+        Case("bars=3", request(loop=True, bpm=240, bars=3), ("bars must be one of 1, 2, 4, 8, 16, got 3",)),
+        Case("bars without loop", request(bpm=240, bars=2), ("bars sets a loop's length: set loop to true",)),
+        Case("loop with no tempo", request(loop=True), ("A loop needs a tempo", "or pick a preset")),
+        Case("variations=0", request(variations=0), (f"{takes}, got 0",)),
+        Case("variations=9", request(variations=9), (f"{takes}, got 9",)),
+        Case("variations='two'", request(variations="two"), (f"{takes}, got 'two'",)),
+    ]
+    assert_no_problems(run_cases(client, cases), live_server)
+
+
+def test_a_loop_that_needs_more_music_than_the_server_makes_is_refused(limited_client, limited_server):
+    loop = request(loop=True, bpm=120, duration=2)
+    cases = [Case("a 1-bar loop at 120 BPM", loop, ("1-bar loop at 120 BPM needs", "over this server's 2 s"))]
+    assert_no_problems(run_cases(limited_client, cases), limited_server)
+
+
+# -- Extend --------------------------------------------------------------------------------------------------------
+
+UNREADABLE_TO_EXTEND = ("empty.wav", "cut-header.wav", "damaged-format.wav", "random-bytes.mp3", "notes.wav", "nan.wav")
+
+
+def extend(**kwargs: Any) -> dict[str, Any]:
+    """A quick /extend request (1 s more, the file's own recipe) with ``kwargs`` changed."""
+    return {"seconds": 1, "prompt": "", "seed": 1, **kwargs}
+
+
+def on_extend(cases: list[Case]) -> list[Case]:
+    return [replace(case, api_name="/extend") for case in cases]
+
+
+@pytest.fixture(scope="module")
+def a_result(client) -> str:
+    """A 1 s track as a client downloads it: what the extends continue."""
+    return client.predict(api_name="/generate", **request(prompt="to be continued"))[0]
+
+
+def test_bad_extends_get_clear_messages(client, live_server, melody_files, a_result):
+    track = handle_file(a_result)
+    seconds = "seconds must be from 1 to 120 (how much to add)"
+    cases = [
+        Case("no audio", extend(audio=None), ("audio is required", "handle_file")),
+        Case("audio=''", extend(audio=""), ("audio is required",)),
+        Case("audio as a path", extend(audio="/etc/passwd"), ("audio must be the track to extend", "handle_file")),
+        Case("audio=5", extend(audio=5), ("audio must be the track to extend",)),
+        Case("seconds=0", extend(audio=track, seconds=0), (f"{seconds}, got 0",)),
+        Case("seconds=121", extend(audio=track, seconds=121), (f"{seconds}, got 121",)),
+        Case("seconds='ten'", extend(audio=track, seconds="ten"), ("seconds must be a number of seconds", "'ten'")),
+        Case("bpm=1000", extend(audio=track, bpm=1000), ("bpm must be from 40 to 240",)),
+        Case("unknown preset", extend(audio=track, preset="nope"), ("Unknown preset",)),
+        Case("prompt as a list", extend(audio=track, prompt=["more"]), ("prompt",)),
+        Case(
+            "an upload with no recipe or prompt",
+            extend(audio=handle_file(str(melody_files["mono.mp3"]))),
+            ("carries no Moodtape recipe",),
+        ),
+    ]
+    cases += [
+        Case(f"extend {name}", extend(audio=handle_file(str(melody_files[name])), prompt="more"), BAD_FILES[name])
+        for name in UNREADABLE_TO_EXTEND
+    ]
+    cases.append(Case("a valid extend after them", extend(audio=track), seconds=2))
+    assert_no_problems(run_cases(client, on_extend(cases)), live_server)
+
+
+def test_an_extend_past_the_servers_longest_track_is_refused_and_one_up_to_it_is_made(limited_client, limited_server):
+    track = handle_file(
+        limited_client.predict(api_name="/generate", **request())[0]
+    )  # 1 s, on a server that makes at most 2 s
+    cases = [
+        Case("1 s + 1 s (the limit)", extend(audio=track), seconds=2),
+        Case("1 s + 1.5 s", extend(audio=track, seconds=1.5), ("adding 1.5 s would make 2.5 s", "Add at most 1.0 s")),
+    ]
+    assert_no_problems(run_cases(limited_client, on_extend(cases)), limited_server)
+
+
 # -- Fuzzing -------------------------------------------------------------------------------------------------------
 
 NUMBERS = st.one_of(
@@ -554,6 +667,11 @@ VALID = {  # values each parameter may take, so that a fuzzed request is often v
     "formats": ["wav", "mp3", "flac,mp3", "wav;flac", ""],
     "sample_rate": [44_100, 48_000, 0],
     "loudness": [-14, 0, -40, "off"],
+    "negative_prompt": ["", "vocals, distortion"],
+    "variations": [1, 2],
+    "bpm": [0, 120, 240],
+    "loop": [False, True],
+    "bars": [0, 1],
 }
 FUZZED = ("prompt", "duration", *VALID)  # the parameters a fuzzed request changes
 

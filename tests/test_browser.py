@@ -1,7 +1,8 @@
 """The page in a real browser: headless Chromium (through Playwright) against ``python app.py``.
 
 What a person does, end to end: open the page, type a mood, pick a style, generate, play and download the
-WAV; hum a melody; make a mistake and recover; submit with the keyboard; use a phone. Every test also fails
+WAV; hum a melody; make two takes, pick one and extend it; make a loop; make a mistake and recover; submit with
+the keyboard; use a phone. Every test also fails
 on any failed request (a missing script or style, HTTP 400 or more) or error in the browser's console.
 
 Needs ``pip install playwright`` (see requirements-dev.txt) and a Chromium on PATH (Debian: ``apt-get install
@@ -121,12 +122,16 @@ def page(browser, live_server):
         yield page
 
 
-def set_duration(page: Page, seconds: int) -> None:
-    """Type into the slider's number box and commit, as a person would."""
-    box = page.locator("#duration input[type=number]")
-    box.fill(str(seconds))
+def set_slider(page: Page, elem_id: str, value: int) -> None:
+    """Type into a slider's number box and commit, as a person would."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
     box.press("Enter")
-    expect(page.locator("#duration input[type=range]")).to_have_value(str(seconds))
+    expect(page.locator(f"#{elem_id} input[type=range]")).to_have_value(str(value))
+
+
+def set_duration(page: Page, seconds: int) -> None:
+    set_slider(page, "duration", seconds)
 
 
 def wait_for_result(page: Page) -> None:
@@ -194,6 +199,55 @@ def test_a_hummed_melody_is_heard_and_pictured(page, screenshots):
     expect(picture).to_be_visible()
     assert picture.evaluate("img => img.complete && img.naturalWidth > 0"), "the chroma picture did not load"
     snap(page, screenshots / "hum-to-music.png")
+
+
+def test_two_takes_side_by_side_pick_the_second_then_extend_it(page, screenshots):
+    page.locator("#prompt textarea").fill("dusty vinyl jazz")
+    set_duration(page, 1)
+    set_slider(page, "takes", 2)
+    page.locator("#generate").click()
+    wait_for_result(page)
+    summary = page.locator("#summary")
+    seed = int(re.search(r"Seed (\d+)", summary.inner_text()).group(1))
+    expect(summary).to_contain_text(f"2 takes, seeds {seed}, {seed + 1}")
+    expect(page.locator("#take-1")).to_be_visible()
+    expect(page.locator("#take-2")).to_be_visible()
+    expect(page.locator("#take-3")).to_be_hidden()
+    expect(page.locator("#downloads a[download$='.wav']")).to_have_count(2)  # every take's files
+    snap(page, screenshots / "takes.png")
+
+    page.locator("#pick-take-2").click()
+    expect(summary).to_contain_text(f"Seed {seed + 1} ·")  # take 2 is the result now
+    take_2 = page.locator("#downloads a[download$='.wav']")
+    expect(take_2).to_have_count(1)
+    take_2_name = take_2.get_attribute("download")
+    assert f"_seed{seed + 1}" in take_2_name
+    expect(page.locator("#history input")).to_have_value(re.compile(f"seed {seed + 1} "))  # joined the history
+
+    set_slider(page, "extend-seconds", 1)
+    page.locator("#extend").click()
+    expect(summary).to_contain_text(f"Extended {take_2_name} (1.0 s) by 1 s", timeout=WAIT_MS)
+    wait_for_result(page)
+    expect(page.locator("#player #duration")).to_have_text("0:02")
+    expect(page.locator("#takes-row")).to_be_hidden()  # an extend is one take
+    with fetch_wav(page, page.locator("#player a[download]")) as wav:
+        assert wav.frames == 2 * RATE
+
+
+def test_a_loop_shows_a_looping_preview(page):
+    page.locator("#prompt textarea").fill("drum break")
+    set_duration(page, 1)
+    page.get_by_text("Tempo and loop", exact=True).click()
+    page.locator("#bpm input").fill("240")
+    page.locator("#loop input").check()
+    page.locator("#bars input").click()
+    page.get_by_role("option", name="1", exact=True).click()
+    expect(page.locator("#loop-preview")).to_be_hidden()
+    page.locator("#generate").click()
+    wait_for_result(page)
+    expect(page.locator("#summary")).to_contain_text("a 1-bar loop at exactly 240 BPM")
+    expect(page.locator("#loop-preview")).to_be_visible()
+    expect(page.locator("#loop-preview #duration")).to_have_text("0:01")
 
 
 def test_a_shipped_example_hum_loads_into_the_melody_input(page):

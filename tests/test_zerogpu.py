@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from generation.config import ServerConfig
 from generation.presets import load_presets
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
-from zerogpu import GPU_SECONDS_MAX, GPU_SECONDS_PER_AUDIO_SECOND, estimate_gpu_seconds, track_maker
+from zerogpu import (
+    GPU_SECONDS_MAX,
+    GPU_SECONDS_PER_AUDIO_SECOND,
+    GPU_SECONDS_PER_EXTRA_TAKE,
+    GPU_SECONDS_STEMS,
+    estimate_gpu_seconds,
+    track_maker,
+)
 
 PRESET_IDS = load_presets().ids()
 
@@ -38,13 +47,35 @@ def test_zero_gpu_set_but_no_spaces_package_still_works(engine, melody_engine, s
 
 
 def test_gpu_time_grows_with_duration_and_stems_and_is_capped(studio):
-    short = estimate_gpu_seconds(studio, TrackRequest(duration=5))
-    long = estimate_gpu_seconds(studio, TrackRequest(duration=60))
-    assert short < long < estimate_gpu_seconds(studio, TrackRequest(duration=60, stems=True))
-    assert estimate_gpu_seconds(studio, TrackRequest(duration=300, stems=True)) <= GPU_SECONDS_MAX
-    assert estimate_gpu_seconds(studio, TrackRequest(duration="nonsense")) == estimate_gpu_seconds(
-        studio, TrackRequest()
+    short = estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=5))
+    long = estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=60))
+    assert short < long < estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=60, stems=True))
+    assert estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=300, stems=True)) <= GPU_SECONDS_MAX
+    assert estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration="nonsense")) == estimate_gpu_seconds(
+        studio, TrackRequest(prompt="rain")
     )
+
+
+def test_gpu_time_counts_every_take_at_a_share_of_one(studio):
+    one = estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=20))
+    four = estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=20, variations=4))
+    assert four == one + int(3 * GPU_SECONDS_PER_EXTRA_TAKE * GPU_SECONDS_PER_AUDIO_SECOND * 20)
+    assert one < four < 4 * one, "takes share a batch: more time than one, less than four alone"
+    with_stems = estimate_gpu_seconds(studio, TrackRequest(prompt="rain", duration=20, variations=4, stems=True))
+    assert with_stems == four + 4 * GPU_SECONDS_STEMS, "each take is split"
+
+
+def test_gpu_time_covers_a_loop_s_material_and_an_extend_s_added_seconds(studio, tmp_path):
+    loop = TrackRequest(prompt="rain", duration=4, loop=True, bpm=120, bars=2)
+    generated = studio.plan(loop).settings.duration
+    assert generated > 4, "a loop is cut from more music than itself"
+    assert estimate_gpu_seconds(studio, loop) == estimate_gpu_seconds(
+        studio, TrackRequest(prompt="r", duration=generated)
+    )
+    track = tmp_path / "ten-seconds.wav"
+    sf.write(track, np.zeros(10 * 32_000, np.float32), 32_000)
+    extend = TrackRequest(extend=str(track), prompt="more", duration=5)
+    assert estimate_gpu_seconds(studio, extend) == estimate_gpu_seconds(studio, TrackRequest(prompt="r", duration=5))
 
 
 @pytest.mark.parametrize("preset_id", PRESET_IDS)

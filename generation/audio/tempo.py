@@ -136,7 +136,7 @@ def check_bpm(value: object, name: str = "bpm") -> float:
         raise InvalidInputError(
             f"{name} must be a number of beats per minute from {MIN_BPM} to {MAX_BPM}, got {quoted(value)}."
         )
-    if not MIN_BPM <= float(value) <= MAX_BPM:  # NaN fails this too
+    if not MIN_BPM <= value <= MAX_BPM:  # NaN fails this too; compared before float() so huge ints cannot overflow
         raise InvalidInputError(f"{name} must be from {MIN_BPM} to {MAX_BPM} beats per minute, got {quoted(value)}.")
     return float(value)
 
