@@ -227,9 +227,20 @@ def judge(client: Client, case: Case) -> str | None:
 
 
 def run_cases(client: Client, cases: list[Case]) -> list[str]:
-    """Run ``cases`` four at a time; return every problem found."""
+    """Run ``cases`` four at a time, a client per worker, against ``client``'s server; return every problem found.
+
+    One ``Client`` shared by threads is not safe: when one request's event stream closes, gradio_client 2.7 can
+    end another thread's request with a ``CancelledError`` that the server never sent (seen in CI).
+    """
+    local = threading.local()
+
+    def judge_on_own_client(case: Case) -> str | None:
+        if not hasattr(local, "client"):
+            local.client = Client(client.src, verbose=False)
+        return judge(local.client, case)
+
     with ThreadPoolExecutor(max_workers=CASE_WORKERS) as pool:
-        return [problem for problem in pool.map(lambda c: judge(client, c), cases) if problem]
+        return [problem for problem in pool.map(judge_on_own_client, cases) if problem]
 
 
 def assert_no_problems(problems: list[str], live_server: LiveServer) -> None:
