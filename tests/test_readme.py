@@ -27,6 +27,17 @@ def test_the_api_example_runs_against_a_live_server(live_server):
     assert len(namespace["styles"]) >= 16
 
 
+@pytest.mark.slow
+def test_the_api_examples_for_takes_loops_and_extend_run_against_a_live_server(live_server):
+    first, second = [block for block in code_blocks("python") if "gradio_client" in block][:2]
+    namespace: dict = {}
+    exec(first.replace("http://127.0.0.1:7860/", live_server.url), namespace)  # noqa: S102 - our own README
+    exec(second, namespace)  # noqa: S102 - the same client, as a reader would run it
+    assert namespace["recipe"]["tempo"]["loop"]["bars"] == 4
+    assert len(namespace["recipe"]["takes"]) == 2
+    assert Path(namespace["longer"]).is_file()
+
+
 def test_ci_runs_the_readme_test_command():
     quick_start = code_blocks("bash")[0]
     test_command = next(line for line in quick_start.splitlines() if line.startswith("bash "))
