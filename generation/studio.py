@@ -212,7 +212,8 @@ class Studio:
         Loudness and pictures import their libraries and set up filters and fonts on first use:
         about 1.1 s of the first track's time on 2 CPU cores, against 0.3 s for every later one. The
         beat tracker is compiled by numba on first use: about 3 s, or 20 to 55 s the very first time
-        on a machine. The app calls this at start-up, while the model loads.
+        on a machine. The app calls this at start-up, once the model has loaded (run at the same time, its
+        import of transformers' audio utilities could collide with the model thread's import of transformers).
         """
         rate = MELODY_SAMPLING_RATE  # MusicGen's own rate, for every model
         noise = np.random.default_rng(0).normal(0.0, 0.05, (1, rate)).astype(np.float32)
@@ -293,7 +294,7 @@ class Studio:
             )
         parent = _embedded_recipe(request.extend)
         preset = self.presets.find(request.preset)
-        if request.prompt and request.prompt.strip() or preset is not None:
+        if (request.prompt and request.prompt.strip()) or preset is not None:
             settings = self.settings_for(replace(request, duration=seconds), preset)
             preset_id, mood = (preset.id if preset else None), None
         elif parent is not None:  # the recipe's prompt as it was resolved, its preset and sampling reused
