@@ -23,6 +23,7 @@ DEFAULT_TEXT_MODEL = "facebook/musicgen-small"
 DEFAULT_MELODY_MODEL = "facebook/musicgen-melody"
 DEFAULT_HUB = "https://huggingface.co"
 DEVICES = ("cuda", "mps", "cpu")
+BACKENDS = ("local", "ray")  # where generation runs: in this process, or on a Ray Serve cluster (serving/)
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -71,6 +72,12 @@ def _port(raw: str) -> int:
 
 def _device(raw: str) -> str:
     if raw.lower() not in DEVICES:
+        raise ValueError
+    return raw.lower()
+
+
+def _backend(raw: str) -> str:
+    if raw.lower() not in BACKENDS:
         raise ValueError
     return raw.lower()
 
@@ -219,6 +226,13 @@ class ServerConfig:
         "set by Hugging Face on ZeroGPU hardware, never by hand",
         _flag,
         "1 or 0 (also true/false, yes/no, on/off)",
+    )
+    backend: str = _setting(
+        "MOODTAPE_BACKEND",
+        "local",
+        "one machine needs no cluster; ray sends generation to the replicas that python -m serving deployed",
+        _backend,
+        f"one of {', '.join(BACKENDS)}",
     )
 
     @classmethod

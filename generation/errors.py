@@ -21,6 +21,21 @@ class OutOfMemory(MoodtapeError, MemoryError):
     """The machine ran out of memory for this request; the message says what to ask for instead."""
 
 
+BUSY_MESSAGE = "Queue is full! Please try again."  # what Gradio's client says when the page's queue is full
+
+
+class ServerBusy(MoodtapeError):
+    """Every worker is busy and the waiting line is full: the person should try again in a moment."""
+
+
+class WorkerLost(MoodtapeError, RuntimeError):
+    """The worker making the track stopped after sending some of its audio; the message says what to do."""
+
+
+class TimedOut(MoodtapeError, TimeoutError):
+    """The request ran past the server's time limit and was stopped; the message names the limit."""
+
+
 def quoted(value: object, limit: int = 60) -> str:
     """A request value for a message, as Python writes it, cut short: a 400-digit number is not worth quoting."""
     return _cut(repr(value), limit)

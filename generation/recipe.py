@@ -40,6 +40,7 @@ class Recipe:
     mode: str = "exact"  # "fast": int8 decoder weights (CPU fast mode), slightly different audio
     batch_size: int = 1  # requests generated together; the audio is the same alone or batched
     windows: int = 1  # 30 s windows the track took (long-form continuation beyond 30 s)
+    worker: str | None = None  # the cluster replica and host that made it; None when made in-process
     app_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     environment: dict[str, str] = field(default_factory=lambda: _environment())

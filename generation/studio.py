@@ -24,6 +24,7 @@ from .config import ServerConfig
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
+from .model.backends import new_engine
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MAX_TAKES, MusicGenEngine
 from .model.types import MELODY, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
@@ -196,10 +197,10 @@ class Studio:
     ):
         config = config or ServerConfig.from_env()
         self.config = config
-        self.engine = engine or MusicGenEngine(config=config)
+        self.engine = engine or new_engine(config)
         self.separator = separator or StemSeparator(config=config)
         self.melody_separator = melody_separator or MelodySeparator(self.separator, config=config)
-        self.melody_engine = melody_engine or MusicGenEngine(family=MELODY, config=config)
+        self.melody_engine = melody_engine or new_engine(config, family=MELODY)
         self.presets = library if library is not None else presets_module.load_presets(config=config)
         self.output_dir = Path(output_dir) if output_dir is not None else config.output_dir
         self.store = OutputStore.from_config(self.output_dir, config)
@@ -464,6 +465,7 @@ class Studio:
             mode=generated.mode,
             batch_size=generated.batch_size,
             windows=generated.windows,
+            worker=generated.worker,
             notes=(*notes, *generated.notes, *finished.notes),
         )
 

@@ -60,6 +60,7 @@ class GeneratedAudio:
     prompt_seconds: float = 0.0  # an extend: the seconds at the end of the given audio the model continued
     lead_in: np.ndarray | None = None  # an extend: the codec's decoding of the given audio's last 0.1 s, which
     # ``audio`` continues without a seam; crossfade the given audio's end into it, then append ``audio``
+    worker: str | None = None  # the cluster worker that made it ("replica on host"); None for in-process
 
     @property
     def duration(self) -> float:
