@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 5  # then the group is killed: nothing of a test cluster is worth keeping
 # Without these, Ray binds to and talks over the machine's network address, and a cluster can turn on token
 # authentication that later clients do not share
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
@@ -78,7 +79,7 @@ class LocalCluster:
             self._joined = False
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=STOP_TIMEOUT_S)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
