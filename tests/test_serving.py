@@ -303,3 +303,16 @@ def test_cancelling_through_the_client_stops_the_track_on_the_cluster(ray_client
     audio, *_ = ray_client.predict(prompt="after the cancel", duration=1, seed=1, api_name="/generate")
     assert Path(audio).is_file()
     assert not list(ray_server.output_dir.rglob("*cancel-me*")), "the cancelled track was never written"
+
+
+def test_the_backend_setting_picks_where_engines_run_and_refuses_anything_else():
+    from generation.config import ConfigError
+    from generation.model.backends import new_engine
+    from generation.model.types import MELODY
+
+    local = new_engine(ServerConfig.from_env({}))
+    on_cluster = new_engine(ServerConfig.from_env({"MOODTAPE_BACKEND": "ray"}), family=MELODY)
+    assert isinstance(local, MusicGenEngine) and isinstance(on_cluster, RemoteEngine)
+    assert on_cluster.family == MELODY and not on_cluster.loaded  # nothing reaches the cluster before a request
+    with pytest.raises(ConfigError, match="MOODTAPE_BACKEND must be one of local, ray, got 'spark'"):
+        ServerConfig.from_env({"MOODTAPE_BACKEND": "spark"})
