@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -152,11 +153,21 @@ def tiny_models_env(tiny_model_dir: Path, tiny_melody_model_dir: Path, tiny_demu
 
 @pytest.fixture(scope="session")
 def live_server(tiny_models_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real app on a free localhost port, serving the tiny checkpoints."""
+    """The real app on a free localhost port, serving the tiny checkpoints.
+
+    With ``MOODTAPE_TEST_BACKEND=ray`` it generates on two replicas of a local Ray Serve cluster instead.
+    """
     folder = tmp_path_factory.mktemp("live")
-    server = LiveServer({**tiny_models_env, "MOODTAPE_OUTPUT_DIR": str(folder / "outputs")}, folder / "server.log")
-    yield server
-    server.stop()
+    env = {**tiny_models_env, "MOODTAPE_OUTPUT_DIR": str(folder / "outputs")}
+    with ExitStack() as stack:
+        if os.environ.get("MOODTAPE_TEST_BACKEND") == "ray":
+            from tests.serving_cluster import cluster_with_replicas
+
+            cluster = stack.enter_context(cluster_with_replicas(folder))
+            env |= {**cluster.env, "MOODTAPE_BACKEND": "ray"}
+        server = LiveServer(env, folder / "server.log")
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,14 @@ thread, so three replicas share this machine's two cores without fighting over t
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from serving.cluster import LOOPBACK_ENV, LocalCluster
+from serving.cluster import LOOPBACK_ENV
 
 os.environ.update(LOOPBACK_ENV)  # before anything imports Ray: it reads them at import
 
@@ -28,7 +25,8 @@ from generation.errors import BUSY_MESSAGE, GenerationCancelled, ServerBusy, Wor
 from generation.model.engine import MusicGenEngine  # noqa: E402
 from generation.model.remote import DEPLOYMENT, RETRY_NOTE, SERVE_APP, RemoteEngine  # noqa: E402
 from generation.settings import GenerationSettings  # noqa: E402
-from tests.conftest import ROOT, LiveServer  # noqa: E402
+from tests.conftest import LiveServer  # noqa: E402
+from tests.serving_cluster import cluster_with_replicas, replica_settings  # noqa: E402
 from tests.test_app_api import _is_generating  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -41,24 +39,13 @@ NEW_REPLICA_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     """The cluster, with two replicas deployed by the README's own command and one more deployed here."""
-    from serving.deploy import deploy, read_settings
+    from serving.deploy import deploy
 
-    folder = tmp_path_factory.mktemp("ray")
-    local = LocalCluster(num_cpus=4, log_path=folder / "ray.log")
-    try:
-        settings = read_settings()
-        settings["replica"] |= {"num_cpus": 1, "threads": 1}  # three replicas on two cores: one thread each
-        settings |= {"health_check_period_s": 2, "graceful_shutdown_timeout_s": 5}
-        (folder / "config.yaml").write_text(yaml.safe_dump(settings))
-        command = [sys.executable, "-m", "serving", "--replicas", "2", "--config", str(folder / "config.yaml")]
-        done = subprocess.run(command, cwd=ROOT, env={**os.environ, **local.env}, capture_output=True, text=True)
-        assert done.returncode == 0 and "ready with 2 replicas" in done.stdout, done.stdout + done.stderr
+    with cluster_with_replicas(tmp_path_factory.mktemp("ray")) as local:
         local.join()
-        solo = {**settings, "max_ongoing_requests": SOLO_ONGOING, "max_queued_requests": SOLO_QUEUED}
+        solo = {**replica_settings(), "max_ongoing_requests": SOLO_ONGOING, "max_queued_requests": SOLO_QUEUED}
         deploy(solo, replicas=1, name=SOLO_APP)
         yield local
-    finally:
-        local.stop()
 
 
 def remote(model_dir: Path, app: str = SERVE_APP) -> RemoteEngine:
