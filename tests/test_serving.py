@@ -186,7 +186,8 @@ def test_a_full_waiting_line_gets_the_busy_message(cluster, tiny_model_dir):
     made = [o for o in outcomes.values() if not isinstance(o, Exception)]
     assert len(refused) >= count - SOLO_ONGOING - SOLO_QUEUED
     assert all(isinstance(e, ServerBusy) and str(e) == BUSY_MESSAGE for e in refused), refused
-    assert len(made) >= SOLO_ONGOING and all(m.audio.shape == (1, 3 * 32_000) for m in made)
+    # Requests still being handed to the replica count as waiting, so at least the line's worth is served
+    assert len(made) >= SOLO_QUEUED and all(m.audio.shape == (1, 3 * 32_000) for m in made)
 
 
 def test_killing_a_replica_mid_request_loses_nothing_and_a_new_replica_comes_up(cluster, tiny_model_dir):
