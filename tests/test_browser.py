@@ -162,7 +162,7 @@ def fetch_wav(page: Page, link) -> sf.SoundFile:
 def test_page_loads_with_title_and_model_status(page):
     expect(page).to_have_title(re.compile("Moodtape"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("Moodtape")
-    expect(page.locator("#model-status")).to_contain_text("Model ")
+    expect(page.locator("#model-status")).to_contain_text("Model")
     expect(page.locator("#model-status")).to_contain_text(re.compile(r"ready|loading"))
 
 
