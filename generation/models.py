@@ -65,7 +65,8 @@ class ModelInfo:
 
 def read_model_info(source: str, config: ServerConfig, revision: str | None = None) -> ModelInfo:
     """A model's kind, channels and size from its ``config.json`` (a small download for a hub id, no weights)."""
-    from transformers import AutoConfig
+    # A submodule import: transformers' lazy top-level names are not safe to resolve while the model thread imports
+    from transformers.models.auto.configuration_auto import AutoConfig
 
     try:
         return ModelInfo.from_config(AutoConfig.from_pretrained(source, revision=revision))
