@@ -275,6 +275,11 @@ class ServerConfig:
         return cls(**values)
 
     @classmethod
+    def env_name(cls, name: str) -> str:
+        """The environment variable of the field ``name``."""
+        return next(f.metadata["env"] for f in fields(cls) if f.name == name)
+
+    @classmethod
     def settings(cls) -> list[tuple[str, Any, str]]:
         """(environment variable, default, why that default) for every setting, in the README's order."""
         return [(f.metadata["env"], f.default, f.metadata["why"]) for f in fields(cls) if f.default is not MISSING]

@@ -17,10 +17,10 @@ from typing import Any
 from .config import AUTO_MODEL, ServerConfig
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .hub import load_failure_message
+from .model.loading import LOCAL_FORM
 from .model.types import MELODY, TEXT
 
-MODELS_ENV = "MOODTAPE_MODELS"
-CONFIG_FORM = "a folder holding a MusicGen checkpoint's config.json"
+MODELS_ENV = ServerConfig.env_name("models")
 _LOOKS_LIKE_A_PLACE = re.compile(r"[/\\:~]|^\.")  # a path, a hub id (owner/name) or a URL
 
 
@@ -59,12 +59,20 @@ class ModelInfo:
     def label(self) -> str:
         """``text · stereo · 420M`` and the like, for a menu."""
         channels = "stereo" if self.channels == 2 else "mono" if self.channels == 1 else f"{self.channels} channels"
-        size = f"{self.parameters / 1e9:.1f}B" if self.parameters >= 1e9 else f"{self.parameters / 1e6:.0f}M"
+        count = self.parameters
+        size = (
+            f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M" if count >= 1e6 else f"{count / 1e3:.0f}K"
+        )
         return f"{self.kind} · {channels} · {size}"
 
 
-def read_model_info(source: str, config: ServerConfig, revision: str | None = None) -> ModelInfo:
-    """A model's kind, channels and size from its ``config.json`` (a small download for a hub id, no weights)."""
+def read_model_info(
+    source: str, config: ServerConfig, revision: str | None = None, setting: str = MODELS_ENV
+) -> ModelInfo:
+    """A model's kind, channels and size from its ``config.json`` (a small download for a hub id, no weights).
+
+    ``setting`` is the environment variable that named ``source``, for the failure message.
+    """
     # A submodule import: transformers' lazy top-level names are not safe to resolve while the model thread imports
     from transformers.models.auto.configuration_auto import AutoConfig
 
@@ -72,7 +80,7 @@ def read_model_info(source: str, config: ServerConfig, revision: str | None = No
         return ModelInfo.from_config(AutoConfig.from_pretrained(source, revision=revision))
     except Exception as e:  # transformers raises OSError, ValueError, hub errors...
         message = load_failure_message(
-            source, e, what="MusicGen model", env=MODELS_ENV, local_form=CONFIG_FORM, offline=config.hub_offline
+            source, e, what="MusicGen model", env=setting, local_form=LOCAL_FORM, offline=config.hub_offline
         )
         raise ModelLoadError(message) from e
 
@@ -116,8 +124,14 @@ class ModelCatalog:
     def info(self, name: str) -> ModelInfo:
         """What the model ``name`` is, read from its config once."""
         if name not in self._infos:
-            self._infos[name] = read_model_info(self.entries[name], self.config)
+            self._infos[name] = read_model_info(self.entries[name], self.config, setting=self.setting(name))
         return self._infos[name]
+
+    def setting(self, name: str) -> str:
+        """The environment variable that offers model ``name``: MOODTAPE_MODELS, or the text or melody setting."""
+        if self.config.models is None and name in (TEXT, MELODY):
+            return ServerConfig.env_name("text_model" if name == TEXT else "melody_model")
+        return MODELS_ENV
 
     def kind(self, name: str) -> str:
         """``"text"`` or ``"melody"``: a ready engine's family, else what the model's config says."""

@@ -166,6 +166,13 @@ def test_page_loads_with_title_and_model_status(page):
     expect(page.locator("#model-status")).to_contain_text(re.compile(r"ready|loading"))
 
 
+def test_the_model_menu_shows_each_models_kind_and_channels(page):
+    page.locator("#model input").click()
+    expect(page.get_by_role("option", name=re.compile(r"^text · text · mono"))).to_be_visible()
+    expect(page.get_by_role("option", name=re.compile(r"^melody · melody · mono"))).to_be_visible()
+    page.keyboard.press("Escape")
+
+
 def test_mood_and_preset_make_a_track_to_play_and_download(page, screenshots):
     page.locator("#prompt textarea").fill("late night drive, neon city")
     page.locator("#preset input").click()
