@@ -20,7 +20,7 @@ from .audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
 from .audio.pictures import stems_picture, track_picture
 from .audio.stems import StemSeparator
 from .audio.uploads import DecodedTrack, LoadedAudio, load_audio, read_track
-from .config import ServerConfig
+from .config import AUTO_MODEL, ServerConfig
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
@@ -337,7 +337,8 @@ class Studio:
                 "describe how the music should go on (e.g. 'the same groove, building up')."
             )
         tempo = TempoRequest.from_request(request.bpm, request.loop, request.bars, _preset_bpm(preset))
-        model = self.model_for(replace(request, model=request.model or self._parent_model(parent)))
+        named = request.model if (request.model or "").strip() not in ("", AUTO_MODEL) else self._parent_model(parent)
+        model = self.model_for(replace(request, model=named))
         plan = self._planned(request, settings, tempo, preset_id, preset, model)
         source_model = parent.model_id if parent is not None else None
         return replace(plan, source=source, source_model=source_model, mood=mood or plan.mood)

@@ -175,5 +175,8 @@ def test_a_studio_makes_each_request_with_the_model_it_names_and_never_mixes_mod
 def test_an_extend_goes_on_with_the_model_that_made_the_track(folders, tmp_path):
     studio = Studio(models=catalog(folders, max_loaded=4), output_dir=tmp_path)
     first = studio.make_track(TrackRequest(prompt="pads", duration=1.5, seed=1, model="stereo"))
-    more = studio.make_track(TrackRequest(extend=str(first.wav_path), duration=1.0))
-    assert more.recipe.model_name == "stereo" and more.recipe.channels == 2
+    for unnamed in (None, "", "auto"):  # "auto" is what the page's menu sends when nothing is picked
+        more = studio.make_track(TrackRequest(extend=str(first.wav_path), duration=1.0, model=unnamed))
+        assert more.recipe.model_name == "stereo" and more.recipe.channels == 2
+    mono = studio.make_track(TrackRequest(extend=str(first.wav_path), duration=1.0, model="small"))
+    assert mono.recipe.model_name == "small" and mono.recipe.channels == 2, "the stereo original, joined"
