@@ -22,6 +22,7 @@ log = logging.getLogger("moodtape.zerogpu")
 
 GPU_SECONDS_BASE = 30  # model loading on first use, prompt encoding, decoding and files
 GPU_SECONDS_PER_AUDIO_SECOND = 1.5  # musicgen-melody with guidance on an A100 runs about 1.2 s per s; with margin
+REFERENCE_PARAMETERS = 1.39e9  # musicgen-melody's decoder, which the figure above is for; larger ones take longer
 GPU_SECONDS_PER_EXTRA_TAKE = 0.35  # each take after the first, as a share of one take's time: takes share a batch
 GPU_SECONDS_STEMS = 20  # Demucs on a GPU: the stems of one take, or a song's drums and bass out of its melody
 GPU_SECONDS_MAX = 600
@@ -38,12 +39,16 @@ def estimate_gpu_seconds(studio: Studio, request: TrackRequest) -> int:
     except MoodtapeError:  # the studio refuses it with a clear message before the model runs: any lease will do
         return _lease(GenerationSettings().duration)
     demucs_runs = plan.takes * plan.export.stems + bool(request.melody)  # a melody may be separated first
-    return _lease(plan.settings.duration, plan.takes, demucs_runs)
+    size = max(1.0, studio.models.info(plan.model).parameters / REFERENCE_PARAMETERS)
+    return _lease(plan.settings.duration, plan.takes, demucs_runs, size)
 
 
-def _lease(seconds_generated: float, takes: int = 1, demucs_runs: int = 0) -> int:
-    """Seconds of GPU for ``takes`` of ``seconds_generated`` each, made as one batch, and ``demucs_runs``."""
-    one_take = GPU_SECONDS_PER_AUDIO_SECOND * seconds_generated
+def _lease(seconds_generated: float, takes: int = 1, demucs_runs: int = 0, size: float = 1.0) -> int:
+    """Seconds of GPU for ``takes`` of ``seconds_generated`` each, made as one batch, and ``demucs_runs``.
+
+    ``size`` is the model's decoder against musicgen-melody's (at least 1): time per step grows with it.
+    """
+    one_take = GPU_SECONDS_PER_AUDIO_SECOND * seconds_generated * size
     seconds = GPU_SECONDS_BASE + one_take * (1 + GPU_SECONDS_PER_EXTRA_TAKE * (takes - 1))
     return int(min(GPU_SECONDS_MAX, seconds + GPU_SECONDS_STEMS * demucs_runs))
 

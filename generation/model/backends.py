@@ -1,6 +1,7 @@
 """Where a model runs: in this process (``MusicGenEngine``) or on a Ray Serve cluster (``RemoteEngine``).
 
-Both have the same interface, so the studio builds its engines here and never asks which one it holds.
+Both have the same interface, so the model catalog builds its engines here and the studio never asks which one
+it holds.
 """
 
 from __future__ import annotations

@@ -91,10 +91,10 @@ class RemoteEngine:
     """MusicGen on the replicas of a Ray Serve cluster, behind ``MusicGenEngine``'s interface.
 
     The arguments are the local engine's and mean the same; the replica builds its engine from them (``device``
-    None lets the replica pick). ``max_batch`` here is how many requests this process sends at once (the page's
-    concurrency limit): each replica batches what it gets, and beyond what the replicas hold Serve keeps a
-    bounded waiting line that answers "busy" when full. ``app`` names the Serve application to use. The cluster
-    is found the way Ray finds it: ``RAY_ADDRESS``, else the cluster started on this machine.
+    None lets the replica pick; ``max_batch`` is reported as given, while each replica batches by its own
+    ``max_batch`` in ``serving/config.yaml``). Beyond what the replicas hold, Serve keeps a bounded waiting line
+    that answers "busy" when full. ``app`` names the Serve application to use. The cluster is found the way Ray
+    finds it: ``RAY_ADDRESS``, else the cluster started on this machine.
     """
 
     def __init__(
@@ -126,13 +126,13 @@ class RemoteEngine:
         self.spec = ModelSpec(
             self.model_id, family, revision, device, self.fast, window_seconds, extend_stride, prompt_seconds
         )
-        self._max_batch = max(1, max_batch or self.config.queue_size)
+        self._max_batch = max(1, max_batch or self.config.max_batch)
         self._handle: Any = None
         self._about: Description | None = None
 
     @property
     def max_batch(self) -> int:
-        """The most requests this process sends the cluster at once."""
+        """The most concurrent requests run as one batch, as the local engine's (the replicas' is in their config)."""
         return self._max_batch
 
     @property
