@@ -53,7 +53,7 @@ class MusicGenReplica:
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="moodtape-replica")
 
     def _engine(self, spec: ModelSpec) -> MusicGenEngine:
-        """The engine for ``spec``, built on first use; the least recently used beyond the limit is unloaded."""
+        """The engine for ``spec``, made on first use; others past the limit are unloaded before it loads."""
         with self._lock:
             engine = self._engines.pop(spec, None) or MusicGenEngine(
                 spec.model_id,
@@ -67,16 +67,20 @@ class MusicGenReplica:
                 prompt_seconds=spec.prompt_seconds,
                 config=self.config,
             )
-            self._engines[spec] = engine
-            while len(self._engines) > self.max_loaded_models:
-                _, oldest = self._engines.popitem(last=False)
-                oldest.unload()
+            self._engines[spec] = engine  # the most recently used last
+            if not engine.loaded:  # it will load: free the least recently used beyond the limit first
+                others = [e for e in self._engines.values() if e.loaded and e is not engine]
+                while len(others) >= self.max_loaded_models:
+                    others.pop(0).unload()  # waits for a batch it is running to finish
         return engine
 
-    async def describe(self, spec: ModelSpec) -> Description:
-        """Load the model (once) and say what the local engine's properties would."""
+    async def describe(self, spec: ModelSpec) -> Description | Exception:
+        """Load the model (once) and say what the local engine's properties would; or why it cannot load."""
         engine = self._engine(spec)
-        await asyncio.get_running_loop().run_in_executor(self._pool, engine.load)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, engine.load)
+        except Exception as e:  # returned, not raised: the caller shows its message as it is, without Ray's wrapping
+            return _portable(e)
         return Description(
             engine.sample_rate, engine.frame_rate, engine.model_revision, engine.device, engine.mode, self.worker
         )

@@ -21,7 +21,13 @@ from serving.cluster import LOOPBACK_ENV
 os.environ.update(LOOPBACK_ENV)  # before anything imports Ray: it reads them at import
 
 from generation.config import ServerConfig  # noqa: E402
-from generation.errors import BUSY_MESSAGE, GenerationCancelled, ServerBusy, WorkerLost  # noqa: E402
+from generation.errors import (  # noqa: E402
+    BUSY_MESSAGE,
+    GenerationCancelled,
+    ModelLoadError,
+    ServerBusy,
+    WorkerLost,
+)
 from generation.model.engine import MusicGenEngine  # noqa: E402
 from generation.model.remote import DEPLOYMENT, RETRY_NOTE, SERVE_APP, RemoteEngine  # noqa: E402
 from generation.settings import GenerationSettings  # noqa: E402
@@ -131,6 +137,13 @@ def test_streamed_pieces_arrive_while_the_track_is_made_and_join_to_the_whole(cl
     assert steps["at_first_piece"] < steps["total"] / 2, "the first piece came long before the end"
     assert steps["done"] == steps["total"]
     np.testing.assert_allclose(np.concatenate(pieces, axis=-1), made.audio, atol=1e-5)
+
+
+def test_a_model_the_replicas_cannot_load_gets_the_engine_s_own_message(cluster, tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelLoadError) as raised:
+        remote(missing)
+    assert str(missing) in str(raised.value) and "Traceback" not in str(raised.value)
 
 
 def test_cancel_reaches_the_replica_and_frees_it_for_the_next_request(cluster, tiny_model_dir):

@@ -174,14 +174,15 @@ class RemoteEngine:
         if self._about is None:
             handle = self._connect()
             try:
-                self._about = handle.describe.remote(self.spec).result(timeout_s=self.config.request_timeout_s)
+                about = handle.describe.remote(self.spec).result(timeout_s=self.config.request_timeout_s)
             except Exception as e:
-                if isinstance(e, ModelLoadError):
-                    raise
                 raise ModelLoadError(
                     f"The cluster could not load the model '{self.model_id}': {brief(e)}. Check that every "
                     "replica can read it (a hub id, or a folder at the same path on each machine)."
                 ) from e
+            if isinstance(about, Exception):  # the replica's own error, such as a model it cannot load
+                raise about
+            self._about = about
         return self._about
 
     def _connect(self) -> Any:
