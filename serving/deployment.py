@@ -32,7 +32,7 @@ from generation.model.remote import (
     RemoteRequest,
 )
 
-PROGRESS_EVERY_S = 0.05  # progress events at most this often (and the last step): a step can take 5 ms
+PROGRESS_EVERY_S = 0.25  # progress events at most this often (and the last step): the page shows progress every 0.5 s
 
 
 class MusicGenReplica:
