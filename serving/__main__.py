@@ -13,7 +13,9 @@ from .deploy import CONFIG, deploy, read_settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip("`").split("`")[-1].strip(": ").capitalize())
+    parser = argparse.ArgumentParser(
+        prog="python -m serving", description="Deploy Moodtape's replicas on a running Ray cluster; return when ready."
+    )
     parser.add_argument("--replicas", type=int, help="a fixed number of replicas (default: autoscale per the config)")
     parser.add_argument("--config", default=str(CONFIG), help="deployment settings (default: serving/config.yaml)")
     parser.add_argument("--name", default=SERVE_APP, help=f"the Serve application's name (default {SERVE_APP})")
@@ -26,8 +28,15 @@ def main(argv: list[str] | None = None) -> None:
         print(e, file=sys.stderr)
         raise SystemExit(2) from e
     started = time.monotonic()
-    deploy(settings, args.replicas, args.name)
-    scale = f"{args.replicas} replicas" if args.replicas else "autoscaling replicas ({min_replicas} to {max_replicas})"
+    try:
+        deploy(settings, args.replicas, args.name)
+    except ConnectionError as e:
+        print(f"No Ray cluster answered ({e}). Start one with `ray start --head`, or set RAY_ADDRESS.", file=sys.stderr)
+        raise SystemExit(1) from e
+    if args.replicas:
+        scale = f"{args.replicas} replica{'s' if args.replicas > 1 else ''}"
+    else:
+        scale = "autoscaling replicas ({min_replicas} to {max_replicas})"
     print(f"Moodtape's '{args.name}' is ready with {scale.format(**settings['autoscaling'])}", end="")
     print(f" after {time.monotonic() - started:.1f} s. Start the app with MOODTAPE_BACKEND=ray python app.py")
 
