@@ -647,8 +647,8 @@ def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: 
     def model_status() -> str:
         engine = studio.engine
         state = "ready" if engine.loaded else "loading in the background (your first track waits for it)"
-        fast = " · fast CPU mode" if engine.mode == "fast" else ""
-        return f"Model {Path(engine.model_id).name} {state}{fast} · Moodtape {__version__}"
+        mode = " · fast CPU mode (int8; MOODTAPE_FAST_CPU=0 for the exact path)" if engine.mode == "fast" else ""
+        return f"Model {Path(engine.model_id).name} {state}{mode} · Moodtape {__version__}"
 
     widgets = inputs.values
     by_field = {p.request_field: widgets[p.name] for p in API_PARAMETERS}

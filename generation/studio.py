@@ -63,6 +63,7 @@ class TrackRequest:
     loop: bool | None = None  # cut into whole bars that repeat without a click (needs a bpm or a preset's)
     bars: int | float | None = None  # the loop's length: 1, 2, 4, 8 or 16 bars; default the most that fit
     extend: str | None = None  # path of a track to continue; ``duration`` is then the seconds to add
+    mode: str | None = None  # a replay: the mode its recipe was made in ("exact" or "fast"), to say if this one differs
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, melody: str | None = None, extend: str | None = None) -> TrackRequest:
@@ -95,6 +96,7 @@ class TrackRequest:
             sample_rate=export.get("sample_rate"),
             loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
             stems=export.get("stems"),
+            mode=recipe.mode,
         )
 
 
@@ -377,6 +379,8 @@ class Studio:
 
         # 3. Generate: one take, or every take in one batch; an extend continues the end of its track
         engine = self.engine_for(with_melody=hum is not None or plan.source_model == self.melody_engine.model_id)
+        if request.mode is not None and request.mode != engine.mode:
+            notes.append(replay_mode_note(request.mode, engine.mode))
         melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
         prompt = AudioPrompt(np.asarray(plan.source.samples), plan.source.sample_rate) if plan.source else None
         if plan.takes == 1:
@@ -566,6 +570,21 @@ def _extend_record(plan: _Plan, generated: GeneratedAudio) -> dict | None:
         "crossfade_ms": JOIN_FADE_SECONDS * 1000,
         "model_continued": plan.source_model,
     }
+
+
+def replay_mode_note(recipe_mode: str, mode: str) -> str:
+    """Why a replayed recipe's audio differs from the original: the server decodes in the other mode.
+
+    One server runs one mode (its model is held in one form); ``python -m generation --recipe`` replays in the
+    recipe's own mode.
+    """
+    named = {"fast": "fast CPU mode", "exact": "the exact path"}
+    setting = "MOODTAPE_FAST_CPU=1 on a CPU" if recipe_mode == "fast" else "MOODTAPE_FAST_CPU=0"
+    return (
+        f"This recipe was made in {named[recipe_mode]}; this server runs {named[mode]}, so the audio differs "
+        f"slightly from the original. To replay it exactly, run with {setting}, or replay it with "
+        "`python -m generation --recipe`, which uses the recipe's mode."
+    )
 
 
 def _embedded_recipe(path: str | Path) -> Recipe | None:
