@@ -268,13 +268,13 @@ class CudaGraphSteps:
     """CUDA graphs of ``Stepper.static_step``, one per bucket (rows, cache length, text length), kept for reuse.
 
     A bucket is captured on first use (a warm-up on a side stream, then the capture); ``capture_seconds``
-    records how long each took. All graphs share one memory pool.
+    records how long each took. Each graph keeps its own memory pool: buckets are replayed in any order.
+    The key/value buffers are allocated outside the capture and reused by every window of the bucket.
     """
 
     def __init__(self) -> None:
         self.graphs: dict[tuple[int, int, int], tuple[Stepper, Any]] = {}
         self.capture_seconds: dict[tuple[int, int, int], float] = {}
-        self.pool: Any = None
 
     @staticmethod
     def bucket(rows2: int, positions: int, cross_length: int) -> tuple[int, int, int]:
@@ -298,8 +298,6 @@ class CudaGraphSteps:
         rows, length, text = key
         started = time.perf_counter()
         stepper = Stepper(model, rows, length, cache_dtype, static=True, cross_length=text)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -307,7 +305,8 @@ class CudaGraphSteps:
                 stepper.static_step()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        # thread_local: CUDA work on the app's other threads (none is expected) cannot break the capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             stepper.out = stepper.static_step()
         torch.cuda.synchronize()
         self.capture_seconds[key] = time.perf_counter() - started
