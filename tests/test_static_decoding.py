@@ -163,3 +163,30 @@ def test_fast_mode_uses_the_static_loop_with_a_bfloat16_cache(tiny_model_dir):
     np.testing.assert_array_equal(first.audio, again.audio)
     assert MusicGenEngine(str(tiny_model_dir), fast=False, device="cpu").decoding == "generate"
     assert MusicGenEngine(str(tiny_model_dir), device="cuda").decoding == "static"
+
+
+def test_bucketed_steps_with_padding_rows_give_the_dynamic_steps_tokens(pair):
+    """The GPU's bucketed buffers (3 guided requests padded to 8 rows, text padded to 32 tokens), replayed
+    without a graph on CPU, give the tokens of the dynamic step; a second window reuses the bucket."""
+    engine = pair[1]
+    engine.load()
+    prompts = ["rainy night piano", "loud guitars", "a choir singing over pounding drums"]
+    graphs = static_decoding.CudaGraphSteps(capture=False)
+    runs = []
+    for use_graphs in (None, graphs, graphs):
+        requests = [settings(prompt=p, seed=i) for i, p in enumerate(prompts)]
+        sampler = SeededSampler(requests, 4, "cpu")
+        ids = static_decoding.decode(
+            engine._model,
+            inputs_for(engine, prompts),
+            None,
+            40,
+            sampler.choose,
+            StepWatcher([RowControl(40) for _ in prompts]),
+            sampler.guided,
+            cache_dtype=torch.float32,
+            graphs=use_graphs,
+        )
+        runs.append(ids)
+    assert list(graphs.graphs) == [(8, 256, 32)]
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])

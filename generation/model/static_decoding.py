@@ -272,7 +272,8 @@ class CudaGraphSteps:
     The key/value buffers are allocated outside the capture and reused by every window of the bucket.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capture: bool = True) -> None:
+        self.capture = capture  # False: replay the same fixed-shape step without a graph (CPU, tests)
         self.graphs: dict[tuple[int, int, int], tuple[Stepper, Any]] = {}
         self.capture_seconds: dict[tuple[int, int, int], float] = {}
 
@@ -298,6 +299,8 @@ class CudaGraphSteps:
         rows, length, text = key
         started = time.perf_counter()
         stepper = Stepper(model, rows, length, cache_dtype, static=True, cross_length=text)
+        if not self.capture:
+            return stepper, _Uncaptured(stepper)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -316,6 +319,16 @@ class CudaGraphSteps:
             self.capture_seconds[key],
         )
         return stepper, graph
+
+
+class _Uncaptured:
+    """A bucket's step run eagerly where a graph would replay: the buckets' padding and buffers, without CUDA."""
+
+    def __init__(self, stepper: Stepper):
+        self.stepper = stepper
+
+    def replay(self) -> None:
+        self.stepper.out = self.stepper.static_step()
 
 
 def replay(stepper: Stepper, tokens: torch.Tensor) -> torch.Tensor:
