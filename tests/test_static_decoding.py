@@ -190,3 +190,16 @@ def test_bucketed_steps_with_padding_rows_give_the_dynamic_steps_tokens(pair):
         runs.append(ids)
     assert list(graphs.graphs) == [(8, 256, 32)]
     assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+
+
+def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
+    from torch.ao.nn.quantized.dynamic import LSTM as DynamicQuantizedLSTM
+
+    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    exact = MusicGenEngine(str(tiny_model_dir), fast=False, device="cpu")
+    fast.load(), exact.load()
+    assert any(isinstance(m, DynamicQuantizedLSTM) for m in fast._model.audio_encoder.decoder.modules())
+    assert not any(isinstance(m, DynamicQuantizedLSTM) for m in fast._model.audio_encoder.encoder.modules())
+    assert not any(isinstance(m, DynamicQuantizedLSTM) for m in exact._model.audio_encoder.modules())
+    made = fast.generate(settings(duration=2.0))
+    assert made.audio.shape == (1, 64_000) and np.isfinite(made.audio).all() and made.audio.std() > 1e-4

@@ -88,7 +88,26 @@ def prepare_for_generation(model: Any, device: str, fast: bool) -> Any:
     if device.startswith("cuda"):
         model.audio_encoder.float()
     model.decoder = quantize_decoder(model.decoder) if fast else lean_layers(model.decoder)
+    if fast:
+        quantize_codec_lstm(model.audio_encoder)
     return model
+
+
+def quantize_codec_lstm(codec: Any) -> Any:
+    """Fast mode's codec: the decoder's recurrent layer with int8 weights; returns ``codec``, changed in place.
+
+    The LSTM is two thirds of decoding codes to audio on 2 CPU cores (its 500 sequential steps per 10 s each
+    read 32 MB of float32 weights); int8 weights make decoding about a quarter faster. The encoder (an extend's
+    audio prompt) keeps its float weights.
+    """
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch.ao's deprecation notice
+        warnings.simplefilter("ignore", DeprecationWarning)
+        codec.decoder = quantize_dynamic(codec.decoder, {torch.nn.LSTM}, dtype=torch.qint8, inplace=False)
+    return codec
 
 
 def quantize_decoder(decoder: Any) -> Any:
