@@ -19,6 +19,7 @@ from generation.model.engine import MusicGenEngine
 from generation.model.sampling import RowControl, SeededSampler, StepWatcher
 from generation.model.types import AudioPrompt, Melody
 from generation.settings import GenerationSettings
+from tests.batching import run_together
 from tests.random_musicgen import TINY, random_musicgen, text_processor
 
 RATE = 32_000
@@ -203,3 +204,26 @@ def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
     assert not any(isinstance(m, DynamicQuantizedLSTM) for m in exact._model.audio_encoder.modules())
     made = fast.generate(settings(duration=2.0))
     assert made.audio.shape == (1, 64_000) and np.isfinite(made.audio).all() and made.audio.std() > 1e-4
+
+
+def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir):
+    """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own."""
+    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    takes = fast.generate_takes(settings(negative_prompt="drums"), 3)
+    assert [take.batch_size for take in takes] == [3, 3, 3]
+    for take in takes:
+        alone = fast.generate(take.settings)
+        assert alone.batch_size == 1
+        np.testing.assert_array_equal(alone.codes, take.codes)
+        np.testing.assert_array_equal(alone.audio, take.audio)
+    unguided = fast.generate_takes(settings(guidance_scale=1.0), 2)
+    np.testing.assert_array_equal(fast.generate(unguided[1].settings).codes, unguided[1].codes)
+    # Different prompts (text padded to the longer one) and settings, sent at the same moment
+    requests = [
+        settings(prompt="rainy night piano", seed=10, top_k=50),
+        settings(prompt="loud distorted guitars, pounding drums and a choir singing over them", seed=11),
+    ]
+    batched = run_together(fast, requests)
+    assert max(result.batch_size for result in batched) > 1
+    for request, together in zip(requests, batched, strict=True):
+        np.testing.assert_array_equal(fast.generate(request).codes, together.codes)

@@ -539,6 +539,7 @@ class MusicGenEngine:
             sampler.guided,
             cache_dtype=static_decoding.CPU_CACHE_DTYPE if self.mode == "fast" else self._model.decoder.dtype,
             graphs=graphs,
+            per_request=self.mode == "fast",  # int8 matmuls: a request's values must not depend on its batch
         )
 
     def _result(self, job: Job, audio, codes, taken: float, batch_size: int, windows: int) -> GeneratedAudio:

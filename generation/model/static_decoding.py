@@ -50,9 +50,15 @@ log = logging.getLogger(__name__)
 
 
 class Prefill:
-    """The first forward of a window, through transformers: conditioning, delay pattern, cache and logits."""
+    """The first forward of a window, through transformers: conditioning, delay pattern, cache and logits.
 
-    def __init__(self, model: Any, inputs: dict[str, torch.Tensor], prompt, steps: int, guided: bool):
+    ``per_request`` runs each request's forward on its own (fast mode: int8 matmuls quantise their input with
+    one scale for all its rows, so a request's values would otherwise depend on what it is batched with).
+    """
+
+    def __init__(
+        self, model: Any, inputs: dict[str, torch.Tensor], prompt, steps: int, guided: bool, per_request: bool = False
+    ):
         from transformers.masking_utils import create_bidirectional_mask
 
         # 1. Conditioning, with transformers' own method (a negative prompt's wrapper included)
@@ -74,36 +80,50 @@ class Prefill:
         self.ids = self.pattern.clone()
         self.ids[:, : self.start] = ids
 
-        # 3. The first forward, as generate's first iteration runs it
-        step_inputs = model.prepare_inputs_for_generation(
-            ids,
-            past_key_values=None,
-            use_cache=True,
-            decoder_delay_pattern_mask=self.pattern,
-            guidance_scale=config.guidance_scale,
-            is_first_iteration=True,
-            **kwargs,
-        )
-        out = model(**step_inputs, return_dict=True)
-        self.logits = out.logits[:, -1, :].float()  # [rows * (2 if guided), vocab]
-        cache = out.past_key_values
-        own = getattr(cache, "self_attention_cache", cache)
-        self.keys = [layer.keys for layer in own.layers]
-        self.values = [layer.values for layer in own.layers]
+        # 3. The first forward, as generate's first iteration runs it: the whole batch at once, or each request
+        # on its own (then the rows are request-major: request 0's conditional and unconditional rows, request 1's...)
+        batch, halves = input_ids.shape[0], 2 if guided else 1
+        self.request_major = per_request and batch > 1
+        groups = [list(range(batch * halves))]
+        if self.request_major:
+            groups = [[i + half * batch for half in range(halves)] for i in range(batch)]
+        codebooks = model.decoder.num_codebooks
+        outs = []
+        for group in groups:
+            requests = sorted({row % batch for row in group})
+            code_rows = [r * codebooks + c for r in requests for c in range(codebooks)]
+            step_inputs = model.prepare_inputs_for_generation(
+                ids[code_rows],
+                past_key_values=None,
+                use_cache=True,
+                decoder_delay_pattern_mask=self.pattern[code_rows],
+                guidance_scale=config.guidance_scale,
+                is_first_iteration=True,
+                **_rows_of(kwargs, group, batch * halves),
+            )
+            outs.append(model(**step_inputs, return_dict=True))
+        self.logits = torch.cat([out.logits[:, -1, :] for out in outs]).float()  # [rows * halves, vocab]
+        caches = [out.past_key_values for out in outs]
+        owns = [getattr(cache, "self_attention_cache", cache) for cache in caches]
+        self.keys = [torch.cat([own.layers[i].keys for own in owns]) for i in range(len(owns[0].layers))]
+        self.values = [torch.cat([own.layers[i].values for own in owns]) for i in range(len(owns[0].layers))]
         self.offset = self.keys[0].shape[-2] - self.start  # a melody's prefix (chroma and text) comes first
 
         # 4. Cross-attention on the text (MusicGen; MusicGen-Melody reads it as the prefix instead)
-        cross = getattr(cache, "cross_attention_cache", None)
+        crosses = [getattr(cache, "cross_attention_cache", None) for cache in caches]
         self.cross_keys = self.cross_values = self.cross_mask = None
-        if cross is not None and len(cross.layers) and cross.layers[0].keys is not None:
-            self.cross_keys = [layer.keys for layer in cross.layers]
-            self.cross_values = [layer.values for layer in cross.layers]
+        if crosses[0] is not None and len(crosses[0].layers) and crosses[0].layers[0].keys is not None:
+            layers = range(len(crosses[0].layers))
+            self.cross_keys = [torch.cat([cross.layers[i].keys for cross in crosses]) for i in layers]
+            self.cross_values = [torch.cat([cross.layers[i].values for cross in crosses]) for i in layers]
             rows2, _, length, _ = self.cross_keys[0].shape
             hidden = model.decoder.config.hidden_size
+            mask = kwargs.get("attention_mask")
+            order = [row for group in groups for row in group]
             self.cross_mask = create_bidirectional_mask(
                 config=model.decoder.model.decoder.config,
                 inputs_embeds=self.logits.new_zeros(rows2, 1, hidden),
-                attention_mask=kwargs.get("attention_mask"),
+                attention_mask=None if mask is None else mask[order],
                 encoder_hidden_states=self.logits.new_zeros(rows2, length, hidden),
             )
 
@@ -129,6 +149,7 @@ class Stepper:
         *,
         static: bool = False,
         cross_length: int = 0,
+        split: int = 0,
     ):
         decoder = model.decoder
         inner = decoder.model.decoder
@@ -142,6 +163,7 @@ class Stepper:
         self.heads = [direct(head) for head in decoder.lm_heads]
         self.codebooks = decoder.num_codebooks
         self.rows2, self.capacity, self.static = rows2, capacity, static
+        self.split = split  # rows per request whose matmuls run apart from the others' (0: all rows at once)
         self.cache_dtype = cache_dtype
         weight = self.positions
         heads = self.calls[0]["heads"]
@@ -221,7 +243,14 @@ class Stepper:
         """The fixed-shape step on ``tokens`` at ``position``: what a CUDA graph captures and replays."""
         return self._forward(self.tokens, self.positions.index_select(0, self.position), None)
 
+    def _matmul(self, linear: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``linear(x)``, or with ``split`` each request's rows on their own (one weight matrix stays in cache)."""
+        if not self.split:
+            return linear(x)
+        return torch.cat([linear(x[row : row + self.split]) for row in range(0, x.shape[0], self.split)])
+
     def _forward(self, tokens: torch.Tensor, position: torch.Tensor, n: int | None) -> torch.Tensor:
+        mm = self._matmul
         codes = tokens.view(-1, self.codebooks, 1)
         # As transformers sums them: codebook by codebook, then the sinusoidal position
         hidden = sum(self.embed[c](codes[:, c]) for c in range(self.codebooks)) + position
@@ -232,9 +261,9 @@ class Stepper:
             residual = hidden
             x = F.layer_norm(hidden, *_norm(layer.self_attn_layer_norm))
             if c["qkv"] is not None:
-                query, key, value = _heads(c["qkv"](x), 3 * heads).chunk(3, dim=1)
+                query, key, value = _heads(mm(c["qkv"], x), 3 * heads).chunk(3, dim=1)
             else:
-                query, key, value = (_heads(c[name](x), heads) for name in ("q", "k", "v"))
+                query, key, value = (_heads(mm(c[name], x), heads) for name in ("q", "k", "v"))
             keys, values = self.keys[i], self.values[i]
             if n is None:
                 keys.index_copy_(2, self.position, key.to(self.cache_dtype))
@@ -244,23 +273,23 @@ class Stepper:
                 values[:, :, n] = value[:, :, 0]
                 keys, values = keys[:, :, : n + 1], values[:, :, : n + 1]
             attended = _attend(query.to(self.cache_dtype), keys, values, own_mask, c["scaling"])
-            hidden = residual + c["out"](attended.to(hidden.dtype))
+            hidden = residual + mm(c["out"], attended.to(hidden.dtype))
 
             # Cross-attention on the text
             if self.cross:
                 assert self.cross_keys is not None and self.cross_values is not None
                 residual = hidden
                 x = F.layer_norm(hidden, *_norm(layer.encoder_attn_layer_norm))
-                query = _heads(c["cross_q"](x), heads)
+                query = _heads(mm(c["cross_q"], x), heads)
                 attended = _attend(query, self.cross_keys[i], self.cross_values[i], self.cross_mask, c["scaling"])
-                hidden = residual + c["cross_out"](attended)
+                hidden = residual + mm(c["cross_out"], attended)
 
             # Feed-forward
             residual = hidden
             x = F.layer_norm(hidden, *_norm(layer.final_layer_norm))
-            hidden = residual + c["fc2"](layer.activation_fn(c["fc1"](x)))
+            hidden = residual + mm(c["fc2"], layer.activation_fn(mm(c["fc1"], x)))
         hidden = F.layer_norm(hidden, *self.final_norm)
-        logits = torch.stack([head(hidden) for head in self.heads], dim=1)  # [rows2, codebooks, 1, vocab]
+        logits = torch.stack([mm(head, hidden) for head in self.heads], dim=1)  # [rows2, codebooks, 1, vocab]
         return logits.reshape(-1, logits.shape[-1])
 
 
@@ -353,36 +382,64 @@ def decode(
     cache_dtype: torch.dtype,
     graphs: CudaGraphSteps | None = None,
     static: bool = False,
+    per_request: bool = False,
 ) -> torch.Tensor:
     """Sample ``steps`` tokens per row after the BOS and any code ``prompt``; returns the ids ``[rows, 1 + ...]``.
 
     ``choose(logits, rows)`` picks a token per row (``SeededSampler.choose``); ``watch(ids, logits)`` runs after
     every step (``StepWatcher``: progress, streaming, cancel). ``graphs`` replays the step as CUDA graphs;
     ``static`` runs the fixed-shape step without a graph (what the graph captures, for tests on CPU).
+    ``per_request`` runs each request's matmuls on its own rows (fast mode's int8 matmuls: see ``Prefill``), so
+    a request gives the same tokens alone or batched; the rows are then request-major inside the loop.
     """
     with torch.inference_mode():
-        prefill = Prefill(model, inputs, prompt, steps, guided)
+        prefill = Prefill(model, inputs, prompt, steps, guided, per_request=per_request)
         positions = prefill.offset + prefill.ids.shape[-1]
         rows = prefill.ids.shape[0]
         if graphs is not None:
             stepper = graphs.stepper(model, prefill, positions, cache_dtype)
             advance: Callable[[torch.Tensor], torch.Tensor] = lambda tokens: replay(stepper, tokens)  # noqa: E731
         else:
-            stepper = Stepper(model, prefill.rows2, positions, cache_dtype, static=static, **_cross(prefill, static))
+            split = prefill.rows2 * model.decoder.num_codebooks // prefill.ids.shape[0] if prefill.request_major else 0
+            stepper = Stepper(
+                model, prefill.rows2, positions, cache_dtype, static=static, split=split, **_cross(prefill, static)
+            )
             stepper.load(prefill)
             advance = stepper.step
         ids, pattern, logits = prefill.ids, prefill.pattern, prefill.logits
         real = prefill.rows2 * stepper.codebooks  # a graph's bucket may hold padding rows after these
         halves = real // rows  # 2 when guided: both halves run on the same ids
+        requests, codebooks = rows // stepper.codebooks, stepper.codebooks
         for t in range(steps):
             pos = prefill.start + t
+            if prefill.request_major:  # the sampler reads the conditional half, then the unconditional one
+                logits = logits.view(requests, halves, codebooks, -1).transpose(0, 1).reshape(real, -1)
             chosen = choose(logits, rows)
             ids[:, pos] = torch.where(pattern[:, pos] == -1, chosen, pattern[:, pos])
             watch(ids[:, : pos + 1], logits)
             if t + 1 < steps:
-                tokens = ids[:, pos].repeat(halves)
+                if prefill.request_major:
+                    tokens = ids[:, pos].view(requests, 1, codebooks).expand(requests, halves, codebooks).reshape(-1)
+                else:
+                    tokens = ids[:, pos].repeat(halves)
                 logits = advance(tokens)[:real].float()
         return ids
+
+
+def _rows_of(kwargs: dict[str, Any], rows: list[int], total: int) -> dict[str, Any]:
+    """The conditioning of some rows of the (guidance-doubled) batch: tensors and encoder outputs indexed."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    picked: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if isinstance(value, BaseModelOutput):
+            picked[name] = BaseModelOutput(last_hidden_state=value.last_hidden_state[rows])
+        elif isinstance(value, torch.Tensor) and value.shape[0] == total:
+            picked[name] = value[rows]
+        elif not isinstance(value, torch.Tensor):
+            picked[name] = value
+        # anything else (a melody's raw chroma, already in the prefix) is not read by the forward
+    return picked
 
 
 def _cross(prefill: Prefill, static: bool) -> dict[str, int]:
