@@ -227,3 +227,25 @@ def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_di
     assert max(result.batch_size for result in batched) > 1
     for request, together in zip(requests, batched, strict=True):
         np.testing.assert_array_equal(fast.generate(request).codes, together.codes)
+
+
+def test_buckets_beyond_the_limit_drop_the_least_recently_used(pair, monkeypatch):
+    engine = pair[1]
+    engine.load()
+    monkeypatch.setattr(static_decoding, "MAX_GRAPHS", 1)
+    graphs = static_decoding.CudaGraphSteps(capture=False)
+    for prompts in (["rainy night piano"], ["rainy night piano", "loud guitars", "a choir"]):
+        sampler = SeededSampler([settings(prompt=p) for p in prompts], 4, "cpu")
+        watcher = StepWatcher([RowControl(10) for _ in prompts])
+        static_decoding.decode(
+            engine._model,
+            inputs_for(engine, prompts),
+            None,
+            10,
+            sampler.choose,
+            watcher,
+            True,
+            cache_dtype=torch.float32,
+            graphs=graphs,
+        )
+    assert list(graphs.graphs) == [(8, 256, 32)]

@@ -180,6 +180,7 @@ class MusicGenEngine:
         """Free the weights; the next request loads them again."""
         with self._queue.running:
             self._model = self._processor = None
+            self._graphs = None  # captured steps hold the old weights and their own buffers
 
     def _load(self) -> tuple[Any, Any]:
         return load_checkpoint(

@@ -44,6 +44,7 @@ from .lean_layers import direct, layer_calls
 POSITION_BUCKET = 256  # CUDA graphs: cache lengths are rounded up to a multiple of this many positions
 TEXT_BUCKETS = (32, 64, 128, 256)  # CUDA graphs: cross-attention lengths (prompt tokens) are padded to one of these
 ROW_BUCKETS = (2, 4, 8, 16, 32, 64)  # CUDA graphs: decoder rows (requests, doubled for guidance) padded to one of these
+MAX_GRAPHS = 8  # buckets kept at once (each holds its own key/value buffers); the least recently used goes first
 CPU_CACHE_DTYPE = torch.bfloat16  # fast mode's key/value cache on CPU: half the bytes attention reads per step
 
 log = logging.getLogger(__name__)
@@ -302,8 +303,10 @@ class CudaGraphSteps:
     """
 
     def __init__(self, capture: bool = True) -> None:
+        from collections import OrderedDict
+
         self.capture = capture  # False: replay the same fixed-shape step without a graph (CPU, tests)
-        self.graphs: dict[tuple[int, int, int], tuple[Stepper, Any]] = {}
+        self.graphs: OrderedDict[tuple[int, int, int], tuple[Stepper, Any]] = OrderedDict()
         self.capture_seconds: dict[tuple[int, int, int], float] = {}
 
     @staticmethod
@@ -318,7 +321,10 @@ class CudaGraphSteps:
         cross_length = 0 if prefill.cross_keys is None else prefill.cross_keys[0].shape[-2]
         key = self.bucket(prefill.rows2, positions, cross_length)
         if key not in self.graphs:
+            while len(self.graphs) >= MAX_GRAPHS:
+                self.graphs.popitem(last=False)
             self.graphs[key] = self._capture(model, key, cache_dtype)
+        self.graphs.move_to_end(key)
         stepper, graph = self.graphs[key]
         stepper.load(prefill)
         stepper.graph = graph
