@@ -509,10 +509,59 @@ def _peak(device: str, rss: PeakMemory) -> int:
     return torch.cuda.max_memory_allocated() if device == "cuda" else rss.peak
 
 
+def fast_comparison_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """Fast mode side by side, interleaved, best of ``--repeats``: Moodtape's own loop vs the same int8 weights in
+    transformers' ``generate`` loop (fast mode before it), then plain ``generate`` and the exact path once each.
+
+    A shorter run than the whole table for a shared machine, where load changes within minutes.
+    """
+    clip = args.clip
+    say("building musicgen-small (random weights)...")
+    model, processor = on_model_thread(build, "text", args.tiny)
+    engines = {
+        "after": MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu"),
+        "before": MusicGenEngine.from_model(
+            model, processor, "random musicgen-small", fast=True, device="cpu", decoding="generate"
+        ),
+    }
+    settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
+    for engine in engines.values():  # warm-up
+        engine.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
+    best = {name: float("inf") for name in engines}
+    for repeat in range(args.repeats):
+        for name, engine in engines.items():
+            best[name] = min(best[name], engine.generate(settings).seconds_taken)
+        say(f"repeat {repeat + 1}: best so far {best}")
+    rows = []
+    if args.with_plain:
+        exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu")
+        exact.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
+        plain = plain_generate(model, processor, clip)
+        app = exact.generate(settings).seconds_taken
+        say(f"plain {plain:.1f} s, exact {app:.1f} s")
+        rows.append(compute_row("text", clip, plain, app, fast=False, target="within 5% of plain"))
+    else:
+        plain = float("nan")
+    rows.append(compute_row("text", clip, plain, best["after"], fast=True, target="<= 1.5 s per s"))
+    before = "text, fast mode's int8 weights in transformers' generate loop"
+    rows.append(compute_row(before, clip, plain, best["before"], fast=True))
+    rows.append(
+        Row(
+            f"fast mode, {clip:g} s clip: Moodtape's loop vs the generate loop (best of {args.repeats}, interleaved)",
+            f"{best['before']:.1f} s",
+            f"{best['after']:.1f} s",
+            f"{best['before'] / best['after']:.2f}x faster",
+        )
+    )
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     say = print if args.verbose else (lambda *a, **k: None)
     if args.device == "cuda" or args.gpu_table:
         return gpu_rows(args, say)
+    if args.fast_only:
+        return fast_comparison_rows(args, say)
 
     # 1. Text: musicgen-small on the exact path
     say("building musicgen-small (random weights)...")
@@ -596,6 +645,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the GPU table")
     parser.add_argument("--gpu-table", action="store_true", help="the GPU table's code on CPU (checks it runs)")
+    parser.add_argument("--fast-only", action="store_true", help="fast mode before vs after, interleaved (shorter)")
+    parser.add_argument("--repeats", type=int, default=3, help="--fast-only: runs of each, the best counts")
+    parser.add_argument("--with-plain", action="store_true", help="--fast-only: plain and exact once each too")
     parser.add_argument("--out", type=Path, help="default benchmarks/results.md (results-cuda.md for --device cuda)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
