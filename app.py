@@ -21,7 +21,7 @@ import gradio as gr
 from api_components import FormatsParameter, MelodyParameter, TextParameter, TrackParameter
 from generation import __version__
 from generation.audio.loops import LOOP_BARS
-from generation.config import ConfigError, ServerConfig
+from generation.config import AUTO_MODEL, ConfigError, ServerConfig
 from generation.errors import MoodtapeError
 from generation.model.engine import MAX_TAKES
 from generation.presets import PresetSettings
@@ -214,6 +214,7 @@ API_PARAMETERS = (
         ),
     ),
     ApiParameter("bars", gr.Number, partial(gr.Dropdown, BARS_CHOICES, value=0, label="Bars", elem_id="bars")),
+    ApiParameter("model", TextParameter, partial(gr.Dropdown, value=AUTO_MODEL, label="Model", elem_id="model")),
 )
 API_NAMES = tuple(p.name for p in API_PARAMETERS)
 # Picking a preset fills the page's inputs for the settings it sets; one with no input applies when the track is made.
@@ -350,6 +351,34 @@ def _history_label(recipe: dict[str, Any]) -> str:
     return f"{title or 'untitled'}{preset} · seed {recipe['settings']['seed']} · {recipe['audio_seconds']:g} s"
 
 
+def studio_status(studio: Studio) -> str:
+    """The models in a line: each one's name, whether it is ready, and fast CPU mode where it is on."""
+    try:
+        default = studio.models.pick(None, melody=False)
+    except MoodtapeError as e:
+        return f"Model unavailable: {e}"
+    parts = []
+    for name in studio.models.names:
+        engine = studio.models.engine(name) if name == default else studio.models.made(name)
+        if engine is None or not engine.loaded:
+            state = "loading in the background (your first track waits for it)" if name == default else "not loaded"
+        else:
+            state = "ready" + (
+                " · fast CPU mode (int8; MOODTAPE_FAST_CPU=0 for the exact path)" if engine.mode == "fast" else ""
+            )
+        label = Path(engine.model_id).name if engine is not None and len(studio.models.names) == 1 else name
+        parts.append(f"{label} {state}")
+    return ("Model " if len(parts) == 1 else "Models: ") + ", ".join(parts)
+
+
+def default_model_loaded(studio: Studio) -> bool:
+    """Whether the model a text-only request gets is in memory (the status stops refreshing then)."""
+    try:
+        return studio.models.engine(studio.models.pick(None, melody=False)).loaded
+    except MoodtapeError:
+        return True  # nothing will change by itself: the status says why
+
+
 def use_track_as_melody(path: str | None) -> Any:
     """The finished track becomes the melody of the next one."""
     if not path:
@@ -439,6 +468,10 @@ def _inputs_column(studio: Studio) -> PageInputs:
         place("prompt")
         place("preset", choices=studio.presets.choices(include_none=True))
         preset_info = gr.Markdown(elem_id="preset-info")
+        if len(studio.models.names) > 1:
+            place("model", choices=studio.models.choices())
+        else:  # nothing to pick: the input still exists, for the request, but the page does not show it
+            place("model", choices=studio.models.choices(), visible=False)
         place("melody")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
@@ -560,7 +593,7 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
     """Generate (button or Enter) and extend from the page, and the API's endpoints; Stop cancels any of them."""
     runner = TrackRunner(studio)
     # One model serves batches of up to max_batch concurrent requests (see generation/model/engine.py).
-    run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.engine.max_batch}
+    run_settings = {"concurrency_id": "musicgen", "concurrency_limit": studio.config.max_batch}
     # Progress and errors show on the preview player only, not as a badge on every result panel.
     ui_event = {"api_visibility": "private", "show_progress_on": [results.stream_player], **run_settings}
     # Every parameter's input on the page: an extend continues whatever the main player shows.
@@ -644,11 +677,12 @@ def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: 
         """List the style presets: id, name, description, family, tags and settings."""
         return studio.presets.describe()
 
+    def models() -> list[dict]:
+        """List the models to pick: name, source, kind (text or melody), channels, decoder size, loaded, default."""
+        return studio.models.describe()
+
     def model_status() -> str:
-        engine = studio.engine
-        state = "ready" if engine.loaded else "loading in the background (your first track waits for it)"
-        mode = " · fast CPU mode (int8; MOODTAPE_FAST_CPU=0 for the exact path)" if engine.mode == "fast" else ""
-        return f"Model {Path(engine.model_id).name} {state}{mode} · Moodtape {__version__}"
+        return f"{studio_status(studio)} · Moodtape {__version__}"
 
     widgets = inputs.values
     by_field = {p.request_field: widgets[p.name] for p in API_PARAMETERS}
@@ -669,17 +703,18 @@ def _wire_helpers(demo: gr.Blocks, studio: Studio, inputs: PageInputs, results: 
         )
     results.use_as_melody.click(use_track_as_melody, results.player, widgets["melody"], api_visibility="private")
     gr.api(presets, api_name="presets")
+    gr.api(models, api_name="models")
     demo.load(model_status, outputs=results.status, api_visibility="private")
     status_timer = gr.Timer(5)  # refreshes the model status until the model is ready, then stops
     status_timer.tick(
-        lambda: (model_status(), gr.Timer(active=not studio.engine.loaded)),
+        lambda: (model_status(), gr.Timer(active=not default_model_loaded(studio))),
         outputs=[results.status, status_timer],
         api_visibility="private",
     )
 
 
 def build_app(studio: Studio | None = None) -> gr.Blocks:
-    """Build the Blocks: the page for people and the API: /generate, /generate_stream, /extend, /presets."""
+    """Build the Blocks: the page for people and the API: /generate, /generate_stream, /extend, /presets, /models."""
     studio = studio or Studio()
     with gr.Blocks(title="Moodtape: text to music") as demo:
         gr.Markdown(INTRO)
@@ -731,7 +766,7 @@ def _preload(studio: Studio) -> None:
     ("cannot import name 'AutoProcessor' from 'transformers'", seen in 3 of 4 test runs when run together).
     """
     try:
-        studio.engine.load()
+        studio.models.acquire(studio.models.pick(None, melody=False))
     except MoodtapeError as e:
         log.error("%s", e)  # requests will show the same message until the model can be loaded
     studio.warm_up()  # so the first track does not pay for the finishing steps' imports

@@ -169,7 +169,7 @@ class TrackRunner:
         """A piece of audio as ``stream_to`` wants it: WAV bytes, a WAV file's path, or nothing."""
         if piece is None or stream_to is None:
             return None
-        wav = _wav_bytes(piece, self.studio.sample_rate_for(with_melody=bool(request.melody)))
+        wav = _wav_bytes(piece, self.studio.sample_rate_for(request))
         return self.studio.write_stream_piece(wav) if stream_to == "files" else wav
 
 

@@ -25,6 +25,7 @@ GPU_SECONDS_BASE = 30  # model loading on first use, prompt encoding, decoding a
 # 1.2 s per s, plus margin). Replace it with the "melody ... compute s per s of audio" figure that
 # `bash scripts/gpu_check.sh` writes to benchmarks/results-cuda.md on the GPU, plus margin.
 GPU_SECONDS_PER_AUDIO_SECOND = 1.5
+REFERENCE_PARAMETERS = 1.39e9  # musicgen-melody's decoder, which the figure above is for; larger ones take longer
 GPU_SECONDS_PER_EXTRA_TAKE = 0.35  # each take after the first, as a share of one take's time: takes share a batch
 GPU_SECONDS_STEMS = 20  # Demucs on a GPU: the stems of one take, or a song's drums and bass out of its melody
 GPU_SECONDS_MAX = 600
@@ -41,12 +42,16 @@ def estimate_gpu_seconds(studio: Studio, request: TrackRequest) -> int:
     except MoodtapeError:  # the studio refuses it with a clear message before the model runs: any lease will do
         return _lease(GenerationSettings().duration)
     demucs_runs = plan.takes * plan.export.stems + bool(request.melody)  # a melody may be separated first
-    return _lease(plan.settings.duration, plan.takes, demucs_runs)
+    size = max(1.0, studio.models.info(plan.model).parameters / REFERENCE_PARAMETERS)
+    return _lease(plan.settings.duration, plan.takes, demucs_runs, size)
 
 
-def _lease(seconds_generated: float, takes: int = 1, demucs_runs: int = 0) -> int:
-    """Seconds of GPU for ``takes`` of ``seconds_generated`` each, made as one batch, and ``demucs_runs``."""
-    one_take = GPU_SECONDS_PER_AUDIO_SECOND * seconds_generated
+def _lease(seconds_generated: float, takes: int = 1, demucs_runs: int = 0, size: float = 1.0) -> int:
+    """Seconds of GPU for ``takes`` of ``seconds_generated`` each, made as one batch, and ``demucs_runs``.
+
+    ``size`` is the model's decoder against musicgen-melody's (at least 1): time per step grows with it.
+    """
+    one_take = GPU_SECONDS_PER_AUDIO_SECOND * seconds_generated * size
     seconds = GPU_SECONDS_BASE + one_take * (1 + GPU_SECONDS_PER_EXTRA_TAKE * (takes - 1))
     return int(min(GPU_SECONDS_MAX, seconds + GPU_SECONDS_STEMS * demucs_runs))
 

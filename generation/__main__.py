@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import MoodtapeError, MusicGenEngine, ServerConfig, Studio, TrackRequest
@@ -48,7 +49,8 @@ def request_from_args(args: argparse.Namespace) -> tuple[TrackRequest, str | Non
         raise MoodtapeError(
             f"This recipe followed the melody '{recipe.melody['file']}': pass that file with --melody to reproduce it."
         )
-    request = TrackRequest.from_recipe(recipe, melody=args.melody)
+    # The command line runs the recipe's own model (or the one given) as its text or melody model
+    request = replace(TrackRequest.from_recipe(recipe, melody=args.melody), model=None)
     if recipe.melody:
         return request, args.model, args.melody_model or recipe.model_id
     return request, args.model or recipe.model_id, args.melody_model

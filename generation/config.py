@@ -23,6 +23,8 @@ DEFAULT_TEXT_MODEL = "facebook/musicgen-small"
 DEFAULT_MELODY_MODEL = "facebook/musicgen-melody"
 DEFAULT_HUB = "https://huggingface.co"
 DEVICES = ("cuda", "mps", "cpu")
+AUTO_MODEL = "auto"  # a request's model when it names none: the first text model, or melody model for a melody
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -87,6 +89,19 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _models(raw: str) -> tuple[tuple[str, str], ...]:
+    """``name=source,name=source``: names are short lowercase words, each once; sources are hub ids or folders."""
+    entries: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        name, equals, source = (part.strip() for part in item.partition("="))
+        if not equals or not MODEL_NAME.fullmatch(name) or name == AUTO_MODEL or not source:
+            raise ValueError
+        if name in dict(entries):
+            raise ValueError
+        entries.append((name, source))
+    return tuple(entries)
+
+
 def _folder(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -109,10 +124,19 @@ class ServerConfig:
         _text,
         "a hub id such as facebook/musicgen-melody or a folder saved with save_pretrained",
     )
+    models: tuple[tuple[str, str], ...] | None = _setting(
+        "MOODTAPE_MODELS",
+        None,
+        "unset offers MUSICGEN_MODEL as `text` and MUSICGEN_MELODY_MODEL as `melody`",
+        _models,
+        "comma-separated name=source entries, such as small=facebook/musicgen-small,"
+        "stereo=facebook/musicgen-stereo-small (names: lowercase letters, digits, '.', '-', '_'; each once; "
+        f"not {AUTO_MODEL!r})",
+    )
     max_loaded_models: int = _setting(
         "MOODTAPE_MAX_LOADED_MODELS",
         2,
-        "both models together take about 8.5 GB, within a CPU Space's 16 GB",
+        "small and melody together take about 8.5 GB, within a CPU Space's 16 GB",
         _positive_int,
         "a whole number of models, 1 or more",
     )
@@ -221,6 +245,11 @@ class ServerConfig:
         "1 or 0 (also true/false, yes/no, on/off)",
     )
 
+    @property
+    def model_entries(self) -> tuple[tuple[str, str], ...]:
+        """The models people may pick, as (name, source): ``MOODTAPE_MODELS``, else the text and melody models."""
+        return self.models or (("text", self.text_model), ("melody", self.melody_model))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
         """Read every setting from ``environ`` (default ``os.environ``); unset or empty takes the default.
@@ -244,6 +273,11 @@ class ServerConfig:
         if problems:
             raise ConfigError(" ".join(problems))
         return cls(**values)
+
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        """The environment variable of the field ``name``."""
+        return next(f.metadata["env"] for f in fields(cls) if f.name == name)
 
     @classmethod
     def settings(cls) -> list[tuple[str, Any, str]]:

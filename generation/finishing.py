@@ -94,11 +94,12 @@ def join_extend(original: np.ndarray, lead_in: np.ndarray, new: np.ndarray, rate
 
     ``lead_in`` is the codec's own version of the given audio's end, which the new audio grows out of; the
     crossfade hands over to it in the last ``JOIN_FADE_SECONDS``, so the result is ``original`` sample for
-    sample up to there and exactly ``len(original) + len(new)`` samples long.
+    sample up to there and exactly ``len(original) + len(new)`` samples long. Mono and stereo join as stereo:
+    a stereo original keeps both its channels, and mono audio plays in both.
     """
     fade = min(round(JOIN_FADE_SECONDS * rate), original.shape[-1], lead_in.shape[-1])
-    if original.shape[0] != new.shape[0]:
-        original = original.mean(axis=0, keepdims=True) if new.shape[0] == 1 else np.repeat(original, 2, axis=0)
+    channels = max(original.shape[0], new.shape[0])
+    original, lead_in, new = (np.repeat(a, channels // a.shape[0], axis=0) for a in (original, lead_in, new))
     head = original.copy()
     if fade:
         ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)

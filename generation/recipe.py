@@ -23,6 +23,7 @@ class Recipe:
     settings: GenerationSettings  # resolved prompt and settings, with the seed actually used
     model_id: str
     model_revision: str | None  # hub commit hash; None for a local folder
+    model_name: str | None = None  # the name the server offered it under (MOODTAPE_MODELS); a replay picks it again
     preset: str | None = None  # preset id used to resolve the settings, for reference only
     mood: str | None = None  # the mood text typed, before a preset wrapped it
     melody: dict[str, Any] | None = None  # file name, seconds used and sha256 of a melody input

@@ -20,13 +20,14 @@ from .audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
 from .audio.pictures import stems_picture, track_picture
 from .audio.stems import StemSeparator
 from .audio.uploads import DecodedTrack, LoadedAudio, load_audio, read_track
-from .config import ServerConfig
+from .config import AUTO_MODEL, ServerConfig
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MAX_TAKES, MusicGenEngine
 from .model.types import MELODY, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
+from .models import ModelCatalog
 from .naming import track_file_name, track_title
 from .recipe import Recipe
 from .settings import ExportSettings, GenerationSettings, normalise_seed
@@ -63,6 +64,7 @@ class TrackRequest:
     loop: bool | None = None  # cut into whole bars that repeat without a click (needs a bpm or a preset's)
     bars: int | float | None = None  # the loop's length: 1, 2, 4, 8 or 16 bars; default the most that fit
     extend: str | None = None  # path of a track to continue; ``duration`` is then the seconds to add
+    model: str | None = None  # a model's name from the server's list; None, "" or "auto" for the server's choice
     mode: str | None = None  # a replay: the mode its recipe was made in ("exact" or "fast"), to say if this one differs
 
     @classmethod
@@ -96,6 +98,7 @@ class TrackRequest:
             sample_rate=export.get("sample_rate"),
             loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
             stems=export.get("stems"),
+            model=recipe.model_name,
             mode=recipe.mode,
         )
 
@@ -179,10 +182,15 @@ class _Plan:
     mood: str | None
     source: DecodedTrack | None = None  # the track an extend continues
     source_model: str | None = None  # the model that made it, from its embedded recipe
+    model: str = ""  # the name of the model that makes it, from the server's list
 
 
 class Studio:
-    """Turns track requests into WAV files and recipes, with one engine shared by all requests."""
+    """Turns track requests into WAV files and recipes, with an engine per model shared by all requests.
+
+    The models are ``models`` (default: the operator's list, ``ServerConfig.model_entries``); an ``engine``
+    and a ``melody_engine`` given instead are offered as ``text`` and ``melody``.
+    """
 
     def __init__(
         self,
@@ -195,17 +203,21 @@ class Studio:
         separator: StemSeparator | None = None,
         config: ServerConfig | None = None,
         melody_separator: MelodySeparator | None = None,
+        models: ModelCatalog | None = None,
     ):
         config = config or ServerConfig.from_env()
         self.config = config
-        self.engine = engine or MusicGenEngine(config=config)
+        if models is None and (engine is not None or melody_engine is not None):
+            engines = {"text": engine or MusicGenEngine(config=config)}
+            engines["melody"] = melody_engine or MusicGenEngine(family=MELODY, config=config)
+            entries = [(name, e.model_id) for name, e in engines.items()]
+            models = ModelCatalog(entries, config, engines=engines, max_loaded=max_loaded_models)
+        self.models = models or ModelCatalog.from_config(config, max_loaded=max_loaded_models)
         self.separator = separator or StemSeparator(config=config)
         self.melody_separator = melody_separator or MelodySeparator(self.separator, config=config)
-        self.melody_engine = melody_engine or MusicGenEngine(family=MELODY, config=config)
         self.presets = library if library is not None else presets_module.load_presets(config=config)
         self.output_dir = Path(output_dir) if output_dir is not None else config.output_dir
         self.store = OutputStore.from_config(self.output_dir, config)
-        self.max_loaded_models = max_loaded_models or config.max_loaded_models
         self.max_duration = max_duration or config.max_duration
 
     def warm_up(self) -> None:
@@ -223,22 +235,29 @@ class Studio:
         track_picture(audio, rate)
         tempo_module.warm_up()
 
-    def sample_rate_for(self, with_melody: bool) -> int:
-        """The audio rate of the model that serves a request with (or without) a melody."""
-        return (self.melody_engine if with_melody else self.engine).sample_rate
+    @property
+    def engine(self) -> MusicGenEngine:
+        """The engine of the model a text-only request gets when it names none."""
+        return self.models.engine(self.models.pick(None, melody=False))
+
+    @property
+    def melody_engine(self) -> MusicGenEngine:
+        """The engine of the model a request with a melody gets when it names none."""
+        return self.models.engine(self.models.pick(None, melody=True))
+
+    def sample_rate_for(self, request: TrackRequest) -> int:
+        """The audio rate of the model that serves ``request``."""
+        return self.models.engine(self.model_for(request)).sample_rate
+
+    def model_for(self, request: TrackRequest) -> str:
+        """The name of the model ``request`` gets: the one it names, or the server's choice for it."""
+        return self.models.pick(request.model, melody=bool(request.melody))
 
     def write_stream_piece(self, wav_bytes: bytes) -> str:
         """Save one streamed piece as a small WAV file for API clients; returns its path."""
         path = self.store.new_job_folder() / "piece.wav"
         path.write_bytes(wav_bytes)
         return str(path)
-
-    def engine_for(self, with_melody: bool) -> MusicGenEngine:
-        """The engine a request needs; with a one-model limit, the other one is unloaded first."""
-        wanted, other = (self.melody_engine, self.engine) if with_melody else (self.engine, self.melody_engine)
-        if self.max_loaded_models < 2 and other.loaded and other is not wanted:
-            other.unload()
-        return wanted
 
     def settings_for(self, request: TrackRequest, preset: presets_module.Preset | None = None) -> GenerationSettings:
         """Validate a request and merge it with its preset (``preset``, or looked up) into concrete settings."""
@@ -270,7 +289,8 @@ class Studio:
                 "The prompt is empty: describe the music (e.g. 'rainy night, mellow piano, slow'), "
                 "pick a preset, or give a melody to follow."
             )
-        return self._planned(request, settings, tempo, preset.id if preset else None, preset)
+        model = self.model_for(request)
+        return self._planned(request, settings, tempo, preset.id if preset else None, preset, model)
 
     def _plan_extend(self, request: TrackRequest) -> _Plan:
         """An extend: the track to continue, and the prompt, preset and model of its recipe when none is given."""
@@ -319,9 +339,19 @@ class Studio:
                 "describe how the music should go on (e.g. 'the same groove, building up')."
             )
         tempo = TempoRequest.from_request(request.bpm, request.loop, request.bars, _preset_bpm(preset))
-        plan = self._planned(request, settings, tempo, preset_id, preset)
+        named = request.model if (request.model or "").strip() not in ("", AUTO_MODEL) else self._parent_model(parent)
+        model = self.model_for(replace(request, model=named))
+        plan = self._planned(request, settings, tempo, preset_id, preset, model)
         source_model = parent.model_id if parent is not None else None
         return replace(plan, source=source, source_model=source_model, mood=mood or plan.mood)
+
+    def _parent_model(self, parent: Recipe | None) -> str | None:
+        """The model that made an extended track, when this server offers it: the same sound goes on."""
+        if parent is None:
+            return None
+        if parent.model_name in self.models.entries and self.models.entries[parent.model_name] == parent.model_id:
+            return parent.model_name
+        return self.models.name_for_source(parent.model_id)
 
     def _planned(
         self,
@@ -330,6 +360,7 @@ class Studio:
         tempo: TempoRequest,
         preset_id: str | None,
         preset: presets_module.Preset | None,
+        model: str,
     ) -> _Plan:
         export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
         takes = _variations(request.variations)
@@ -343,7 +374,7 @@ class Studio:
         settings = replace(settings, prompt=tempo.prompt_for(settings.prompt), duration=generate).with_seed()
         mood = " ".join((request.prompt or "").split()) or None
         family = preset.family if preset is not None else None
-        return _Plan(settings, export, tempo, takes, duration, preset_id, family, mood)
+        return _Plan(settings, export, tempo, takes, duration, preset_id, family, mood, model=model)
 
     def make_track(
         self,
@@ -378,7 +409,7 @@ class Studio:
             notes.append("Several takes are made together, so none of them plays while it is made.")
 
         # 3. Generate: one take, or every take in one batch; an extend continues the end of its track
-        engine = self.engine_for(with_melody=hum is not None or plan.source_model == self.melody_engine.model_id)
+        engine = self.models.acquire(plan.model)
         if request.mode is not None and request.mode != engine.mode:
             notes.append(replay_mode_note(request.mode, engine.mode))
         melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
@@ -452,6 +483,7 @@ class Studio:
             settings=generated.settings,
             model_id=generated.model_id,
             model_revision=generated.model_revision,
+            model_name=plan.model,
             preset=plan.preset_id,
             mood=plan.mood,
             melody=_melody_record(hum, heard),

@@ -15,7 +15,7 @@ import pytest
 
 from tests.tiny_demucs import save_tiny_demucs
 from tests.tiny_melody_model import build_melody_model
-from tests.tiny_models import build_text_model
+from tests.tiny_models import build_checkpoint, build_text_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 120
@@ -36,6 +36,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_melody_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random MusicGen-Melody checkpoint, with its chroma settings."""
     return build_melody_model(tmp_path_factory.mktemp("tiny-musicgen-melody"))
+
+
+@pytest.fixture(scope="session")
+def tiny_stereo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random stereo MusicGen (facebook/musicgen-stereo-small's configs: 8 codebooks, 2 channels)."""
+    return build_checkpoint("musicgen-stereo-small", tmp_path_factory.mktemp("tiny-musicgen-stereo"))
+
+
+@pytest.fixture(scope="session")
+def tiny_stereo_melody_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random stereo MusicGen-Melody (facebook/musicgen-stereo-melody's configs)."""
+    return build_checkpoint("musicgen-stereo-melody", tmp_path_factory.mktemp("tiny-musicgen-stereo-melody"))
 
 
 @pytest.fixture(scope="session")

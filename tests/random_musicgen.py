@@ -105,9 +105,13 @@ MELODY = Architecture(
 
 
 def random_musicgen(
-    arch: Architecture, family: str = "text", seed: int = 0
+    arch: Architecture, family: str = "text", seed: int = 0, channels: int = 1
 ) -> MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration:
-    """A MusicGen ("text") or MusicGen-Melody ("melody") of ``arch``, random from ``seed``, in eval mode."""
+    """A MusicGen ("text") or MusicGen-Melody ("melody") of ``arch``, random from ``seed``, in eval mode.
+
+    ``channels=2`` makes the stereo form (facebook/musicgen-stereo-*): the same decoder with 8 codebooks, left and
+    right interleaved, each channel decoded by the same mono EnCodec.
+    """
     from transformers import (
         EncodecConfig,
         MusicgenConfig,
@@ -121,6 +125,8 @@ def random_musicgen(
 
     if family not in ("text", "melody"):
         raise ValueError(f"family must be 'text' or 'melody', not {family!r}")
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2, not {channels!r}")
     text = T5Config(**asdict(arch.text), decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     codec = EncodecConfig(
         **asdict(arch.codec),
@@ -137,9 +143,9 @@ def random_musicgen(
     decoder = dict(
         **asdict(arch.decoder),
         vocab_size=arch.codec.codebook_size,
-        num_codebooks=NUM_CODEBOOKS,
+        num_codebooks=NUM_CODEBOOKS * channels,
         max_position_embeddings=2048,
-        audio_channels=1,
+        audio_channels=channels,
         pad_token_id=special,
         bos_token_id=special,
         decoder_start_token_id=special,

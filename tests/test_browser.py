@@ -162,8 +162,15 @@ def fetch_wav(page: Page, link) -> sf.SoundFile:
 def test_page_loads_with_title_and_model_status(page):
     expect(page).to_have_title(re.compile("Moodtape"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("Moodtape")
-    expect(page.locator("#model-status")).to_contain_text("Model ")
+    expect(page.locator("#model-status")).to_contain_text("Model")
     expect(page.locator("#model-status")).to_contain_text(re.compile(r"ready|loading"))
+
+
+def test_the_model_menu_shows_each_models_kind_and_channels(page):
+    page.locator("#model input").click()
+    expect(page.get_by_role("option", name=re.compile(r"^text · text · mono"))).to_be_visible()
+    expect(page.get_by_role("option", name=re.compile(r"^melody · melody · mono"))).to_be_visible()
+    page.keyboard.press("Escape")
 
 
 def test_mood_and_preset_make_a_track_to_play_and_download(page, screenshots):

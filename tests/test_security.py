@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from gradio_client.exceptions import AppError
 
 from tests.conftest import ROOT
 
@@ -38,7 +39,12 @@ def test_the_server_listens_on_localhost_only_by_default(live_server):
     assert listening and listening <= {"127.0.0.1", "::1"}
 
 
-def test_no_endpoint_lets_a_client_choose_the_model(client):
+def test_no_endpoint_lets_a_client_name_weights_a_revision_or_remote_code(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = {p["parameter_name"] for e in endpoints.values() for p in e["parameters"]}
-    assert not names & {"model", "model_id", "revision", "trust_remote_code"}
+    assert not names & {"model_id", "revision", "trust_remote_code"}
+
+
+def test_a_client_picks_only_among_the_models_the_operator_lists(client):
+    with pytest.raises(AppError, match="model must be one of 'text', 'melody'.*Paths, hub ids and URLs cannot"):
+        client.predict(prompt="piano", duration=1, model="../../etc/passwd", api_name="/generate")

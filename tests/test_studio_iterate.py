@@ -154,7 +154,7 @@ def test_an_unreadable_file_to_extend_is_refused_clearly(studio, tmp_path, conte
     assert "'broken.wav'" in message and words in message
 
 
-def test_a_stereo_upload_at_44_1_khz_is_downmixed_and_extended_to_the_exact_length(studio, tmp_path):
+def test_a_stereo_upload_at_44_1_khz_keeps_its_channels_and_a_mono_model_continues_it_centred(studio, tmp_path):
     left = pattern(120, 2.0, 44_100, chords=A_MINOR)[0]
     right = pattern(120, 2.0, 44_100, kind="clicks", seed=1)[0]
     upload = tmp_path / "stereo-sketch.wav"
@@ -163,10 +163,12 @@ def test_a_stereo_upload_at_44_1_khz_is_downmixed_and_extended_to_the_exact_leng
         TrackRequest(extend=str(upload), prompt="a drum groove", duration=1.5, seed=2, loudness="off")
     )
     info = sf.info(str(track.wav_path))
-    assert (info.samplerate, info.channels, info.frames) == (RATE, 1, round(3.5 * RATE))
-    heard = resample(np.stack([left, right]), 44_100, RATE).mean(axis=0)  # both channels, at the model's rate
+    assert (info.samplerate, info.channels, info.frames) == (RATE, 2, round(3.5 * RATE))
+    given = resample(np.stack([left, right]), 44_100, RATE)  # both channels, at the model's rate
     kept = round(2.0 * RATE) - FADE
-    np.testing.assert_allclose(samples(track)[0, :kept], heard[:kept], rtol=0, atol=WAV_STEP)
+    written = samples(track)
+    np.testing.assert_allclose(written[:, :kept], given[:, :kept], rtol=0, atol=WAV_STEP)
+    np.testing.assert_array_equal(written[0, round(2.0 * RATE) :], written[1, round(2.0 * RATE) :])
     assert track.recipe.extend["seconds"] == 2.0 and track.recipe.extend["model_continued"] is None
 
 

@@ -13,10 +13,12 @@ from generation.presets import load_presets
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
 from zerogpu import (
+    GPU_SECONDS_BASE,
     GPU_SECONDS_MAX,
     GPU_SECONDS_PER_AUDIO_SECOND,
     GPU_SECONDS_PER_EXTRA_TAKE,
     GPU_SECONDS_STEMS,
+    REFERENCE_PARAMETERS,
     estimate_gpu_seconds,
     track_maker,
 )
@@ -90,3 +92,28 @@ def test_an_invalid_request_gets_the_default_gpu_time(studio):
     default = estimate_gpu_seconds(studio, TrackRequest(prompt="rain"))
     for request in (TrackRequest(preset="nope"), TrackRequest(seed="x"), TrackRequest(stems="yes", duration=60)):
         assert estimate_gpu_seconds(studio, request) == default, request
+
+
+def test_a_larger_model_holds_the_gpu_longer_in_proportion_to_its_decoder(tmp_path):
+    """musicgen-large's config alone (no weights are read to estimate): its 3.3B decoder against melody's 1.39B."""
+    import json
+
+    from generation.models import ModelCatalog
+    from tests.tiny_models import published
+
+    sizes = {"hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32, "ffn_dim": 8192}
+    folders = {}
+    for name, decoder in (("small", {}), ("large", sizes)):
+        config = published("musicgen-small", "config.json")
+        config["decoder"] |= decoder
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        folders[name] = str(tmp_path / name)
+    config = ServerConfig()
+    studio = Studio(models=ModelCatalog(list(folders.items()), config), output_dir=tmp_path / "out", config=config)
+    small = estimate_gpu_seconds(studio, TrackRequest(prompt="piano", duration=30, model="small"))
+    large = estimate_gpu_seconds(studio, TrackRequest(prompt="piano", duration=30, model="large"))
+    assert small == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_AUDIO_SECOND * 30), "small is within the reference size"
+    size = studio.models.info("large").parameters / REFERENCE_PARAMETERS
+    assert size == pytest.approx(3.3e9 / 1.39e9, rel=0.05)
+    assert large == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_AUDIO_SECOND * 30 * size)

@@ -1,36 +1,94 @@
 """Build tiny, randomly initialised MusicGen checkpoints on disk, so tests never download.
 
-The checkpoints are real transformers checkpoints (config, weights, tokenizer,
-processor, generation config) and load through the same ``from_pretrained`` path
-as ``facebook/musicgen-small``. The model is ``tests.random_musicgen``'s ``TINY``,
-with two things changed from a plain random init so that tests can see their
-inputs matter:
+Each checkpoint is made from the published ``config.json``, ``generation_config.json`` and
+``preprocessor_config.json`` of the model it stands for (``tests/checkpoints/<model>/``, sources in its
+SOURCES.md), with only the sizes changed to ``tests.random_musicgen``'s ``TINY``: so every field a real checkpoint
+carries goes through the same ``from_pretrained`` path as ``facebook/musicgen-small`` before anyone downloads one.
+Two things differ from a plain random init so that tests can see their inputs matter:
 
 * EnCodec's codebooks are randomised: a fresh codec has all-zero codebooks and
   decodes every token sequence to the same audio.
-* The conditioning projection and the LM heads are scaled up: random text
+* The conditioning projections and the LM heads are scaled up: random text (and chroma)
   conditioning is otherwise far weaker than the sampling noise.
 
-Run ``python -m tests.tiny_models FOLDER`` to build one for a manual demo.
+Run ``python -m tests.tiny_models MODEL FOLDER`` (MODEL: musicgen-small, musicgen-stereo-small, musicgen-melody,
+musicgen-stereo-melody) to build one for a manual demo.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from tests.random_musicgen import TINY, random_musicgen, text_processor
+from tests.random_musicgen import TINY, tokenizer
+
+PUBLISHED = Path(__file__).resolve().with_name("checkpoints")
+MODELS = ("musicgen-small", "musicgen-stereo-small", "musicgen-melody", "musicgen-stereo-melody")
+MELODY_GAIN = 200.0  # scales the chroma projection: at 40 the melody changed no sampled token
+MELODY_HEAD_GAIN = 4.0  # sharpens a melody model's LM heads further: the melody then moves 2-4% of tokens, not 0.5%
 
 
-def tiny_model(family: str, seed: int = 0):
-    """``TINY`` of ``family`` ("text" or "melody"), strengthened, with the real checkpoints' sampling defaults."""
-    model = random_musicgen(TINY, family, seed)
-    strengthen(model, seed)
-    generation = model.generation_config
-    generation.do_sample, generation.guidance_scale, generation.top_k, generation.max_length = True, 3.0, 250, 1500
-    return model
+def published(model: str, file: str) -> dict[str, Any]:
+    """One of the published JSON files of ``model``, as the hub holds it."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    return json.loads((PUBLISHED / model / file).read_text())
+
+
+def tiny_config(model: str) -> dict[str, Any]:
+    """``model``'s published config.json with ``TINY``'s sizes; every other field as published."""
+    config = published(model, "config.json")
+    config["text_encoder"] |= asdict(TINY.text) | {"num_decoder_layers": TINY.text.num_layers}
+    config["audio_encoder"] |= asdict(TINY.codec)
+    special = TINY.codec.codebook_size  # pad and BOS: one past the last codebook entry
+    config["decoder"] |= asdict(TINY.decoder) | {
+        "vocab_size": TINY.codec.codebook_size,
+        "bos_token_id": special,
+        "pad_token_id": special,
+    }
+    return config
+
+
+def tiny_generation_config(model: str) -> dict[str, Any]:
+    """``model``'s published generation_config.json with its special token ids moved to ``TINY``'s vocabulary."""
+    generation = published(model, "generation_config.json")
+    for key in ("bos_token_id", "decoder_start_token_id", "pad_token_id"):
+        generation[key] = TINY.codec.codebook_size
+    return generation
+
+
+def tiny_model(model: str = "musicgen-small", seed: int = 0):
+    """A tiny random ``model`` (strengthened, see the module docstring) in eval mode."""
+    from transformers import (
+        GenerationConfig,
+        MusicgenConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyForConditionalGeneration,
+    )
+
+    config = tiny_config(model)
+    melody = config["model_type"] == "musicgen_melody"
+    config_class, model_class = (
+        (MusicgenMelodyConfig, MusicgenMelodyForConditionalGeneration)
+        if melody
+        else (MusicgenConfig, MusicgenForConditionalGeneration)
+    )
+    torch.manual_seed(seed)
+    built = model_class(config_class.from_dict(config))
+    built.generation_config = GenerationConfig.from_dict(tiny_generation_config(model))
+    strengthen(built, seed)
+    if melody:
+        with torch.no_grad():
+            built.audio_enc_to_dec_proj.weight.mul_(MELODY_GAIN)
+            for head in built.decoder.lm_heads:
+                head.weight.mul_(MELODY_HEAD_GAIN)
+    return built.eval()
 
 
 def strengthen(model, seed: int) -> None:
@@ -59,13 +117,27 @@ def strengthen(model, seed: int) -> None:
             head.weight.mul_(6.0)
 
 
-def build_text_model(folder: str | Path, seed: int = 0) -> Path:
-    """Save a tiny random MusicGen (text-conditioned) checkpoint into ``folder``."""
+def build_checkpoint(model: str, folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny random ``model`` into ``folder``: weights, configs, tokenizer and the published preprocessor."""
+    from transformers import EncodecFeatureExtractor, MusicgenProcessor
+
     folder = Path(folder)
-    tiny_model("text", seed).save_pretrained(folder)
-    text_processor().save_pretrained(folder)
+    tiny_model(model, seed).save_pretrained(folder)
+    preprocessor = published(model, "preprocessor_config.json")
+    if preprocessor["feature_extractor_type"] == "EncodecFeatureExtractor":
+        known = ("feature_size", "sampling_rate", "padding_value", "chunk_length_s", "overlap")
+        extractor = EncodecFeatureExtractor(**{key: preprocessor[key] for key in known})
+        MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer()).save_pretrained(folder)
+    else:  # transformers' melody extractor needs torchaudio: its settings go as published, for ChromaExtractor
+        tokenizer().save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
     return folder
 
 
+def build_text_model(folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny random MusicGen (facebook/musicgen-small's configs) into ``folder``."""
+    return build_checkpoint("musicgen-small", folder, seed)
+
+
 if __name__ == "__main__":
-    print(build_text_model(sys.argv[1] if len(sys.argv) > 1 else "tiny-musicgen"))
+    print(build_checkpoint(sys.argv[1], sys.argv[2]))

@@ -58,7 +58,8 @@ def encode_prompt(codec: Any, samples: np.ndarray, num_codebooks: int) -> Any:
     rows = []
     with torch.inference_mode():
         for channel in samples:
-            values = torch.from_numpy(channel).to(device=codec.device, dtype=codec.dtype)[None, None]
+            # a copy: the samples may be read-only
+            values = torch.tensor(channel, device=codec.device, dtype=codec.dtype)[None, None]
             codes = codec.encode(values).audio_codes  # [chunks, batch, codebooks, frames]; MusicGen's codec: 1 chunk
             if codes.shape[0] != 1 or codes.shape[2] < num_codebooks:
                 raise RuntimeError(
