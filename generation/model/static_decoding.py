@@ -14,8 +14,9 @@ the arithmetic. This loop:
    ``SeededSampler.choose`` (each request its own seed and settings) and hands the ids so far to
    ``StepWatcher`` (progress, streaming, cancel), as ``generate``'s loop does.
 
-On CPU (fast mode) attention reads only the filled part of the cache; the cache may be bfloat16
-(``cpu_cache_dtype``), which halves the bytes attention reads per step. On CUDA the step has fixed shapes
+On CPU (fast mode) attention reads only the filled part of the cache, kept in bfloat16 (``CPU_CACHE_DTYPE``:
+half the bytes attention reads per step), and each request's rows run through the int8 matmuls on their own
+(``per_request``), so a request's audio does not depend on what it is batched with. On CUDA the step has fixed shapes
 (attention over the whole buffer with a mask, the position as a tensor) and is captured once per bucket of
 batch rows, cache length and text length as a CUDA graph (``CudaGraphSteps``), then replayed: one launch per
 step.
