@@ -363,7 +363,9 @@ def studio_status(studio: Studio) -> str:
         if engine is None or not engine.loaded:
             state = "loading in the background (your first track waits for it)" if name == default else "not loaded"
         else:
-            state = "ready" + (" · fast CPU mode" if engine.mode == "fast" else "")
+            state = "ready" + (
+                " · fast CPU mode (int8; MOODTAPE_FAST_CPU=0 for the exact path)" if engine.mode == "fast" else ""
+            )
         label = Path(engine.model_id).name if engine is not None and len(studio.models.names) == 1 else name
         parts.append(f"{label} {state}")
     return ("Model " if len(parts) == 1 else "Models: ") + ", ".join(parts)

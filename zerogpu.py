@@ -21,7 +21,10 @@ from generation.studio import Studio, Track, TrackRequest
 log = logging.getLogger("moodtape.zerogpu")
 
 GPU_SECONDS_BASE = 30  # model loading on first use, prompt encoding, decoding and files
-GPU_SECONDS_PER_AUDIO_SECOND = 1.5  # musicgen-melody with guidance on an A100 runs about 1.2 s per s; with margin
+# NOT MEASURED YET: an estimate (musicgen-melody with guidance on an A100, transformers' eager generate, about
+# 1.2 s per s, plus margin). Replace it with the "melody ... compute s per s of audio" figure that
+# `bash scripts/gpu_check.sh` writes to benchmarks/results-cuda.md on the GPU, plus margin.
+GPU_SECONDS_PER_AUDIO_SECOND = 1.5
 REFERENCE_PARAMETERS = 1.39e9  # musicgen-melody's decoder, which the figure above is for; larger ones take longer
 GPU_SECONDS_PER_EXTRA_TAKE = 0.35  # each take after the first, as a share of one take's time: takes share a batch
 GPU_SECONDS_STEMS = 20  # Demucs on a GPU: the stems of one take, or a song's drums and bass out of its melody

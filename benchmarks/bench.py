@@ -42,6 +42,7 @@ from generation.audio.loudness import DEFAULT_TARGET_LUFS, normalise_loudness
 from generation.finishing import TempoRequest, finish_take
 from generation.model.chroma import ChromaExtractor, MelodyProcessor
 from generation.model.engine import MusicGenEngine
+from generation.model.loading import gpu_dtype
 from generation.model.model_thread import on_model_thread
 from generation.model.types import GeneratedAudio, Melody
 from generation.settings import GenerationSettings
@@ -99,11 +100,21 @@ def _plain_generate(model, processor, seconds: float, melody: np.ndarray | None,
     else:
         inputs = processor([PROMPT] * batch, [Melody(melody, RATE)] * batch)
     steps = round(seconds * 50) + 3
+    inputs = {name: value.to(model.device) for name, value in inputs.items()}
+    if "input_features" in inputs:
+        inputs["input_features"] = inputs["input_features"].to(model.dtype)
     torch.manual_seed(0)
     started = time.perf_counter()
     with torch.inference_mode():
         model.generate(**inputs, max_new_tokens=steps, do_sample=True, guidance_scale=3.0, top_k=250)
+    _synchronize(model.device)
     return time.perf_counter() - started
+
+
+def _synchronize(device) -> None:
+    """Wait for the GPU's queued work, so a wall time covers it (nothing to wait for on CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 class PeakMemory:
@@ -203,10 +214,10 @@ def throughput_row(what: str, n: int, seconds: float, one_by_one: float, togethe
     )
 
 
-def memory_row(what: str, plain: int, app: int) -> Row:
-    """Peak resident memory in bytes: plain ``generate`` vs Moodtape."""
+def memory_row(what: str, plain: int, app: int, unit: str = "GB resident") -> Row:
+    """Peak memory in bytes (resident, or allocated on the GPU): plain ``generate`` vs Moodtape."""
     return Row(
-        f"peak memory, {what} (GB resident)", f"{plain / 1e9:.2f}", f"{app / 1e9:.2f}", f"{(app - plain) / 1e6:+.0f} MB"
+        f"peak memory, {what} ({unit})", f"{plain / 1e9:.2f}", f"{app / 1e9:.2f}", f"{(app - plain) / 1e6:+.0f} MB"
     )
 
 
@@ -343,18 +354,47 @@ def exact_rows(
     return rows, plain
 
 
-def fast_rows(fast: MusicGenEngine, plain: Baseline, args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
-    """The text model in fast CPU mode against the exact path's plain baseline (and itself one by one)."""
+def fast_rows(
+    fast: MusicGenEngine,
+    plain: Baseline,
+    args: argparse.Namespace,
+    say: Callable[..., object],
+    before: MusicGenEngine | None = None,
+) -> list[Row]:
+    """The text model in fast CPU mode against the exact path's plain baseline (and itself one by one).
+
+    ``before`` is fast mode's int8 model in transformers' ``generate`` loop (fast mode before Moodtape's own
+    loop), timed interleaved with ``fast`` on the same clip.
+    """
     clip, short = args.clip, args.short_clip
+    settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
+    before_s = []
     with PeakMemory() as memory:
-        app = fast.generate(GenerationSettings(prompt=PROMPT, duration=clip, seed=1)).seconds_taken
-    say(f"app fast: {app:.1f} s")
+        app = fast.generate(settings).seconds_taken
+    if before is not None:  # interleaved, best of two each: the machine's load changes within minutes
+        before_s.append(before.generate(settings).seconds_taken)
+        app = min(app, fast.generate(settings).seconds_taken)
+        before_s.append(before.generate(settings).seconds_taken)
+    say(f"app fast: {app:.1f} s; before (generate loop): {before_s}")
     first = time_to_first_audio(fast, clip)
     one_by_one = sum(fast.generate(request(i, short)).seconds_taken for i in range(4))
     together = concurrent_requests(fast, 4, short)
     what = f"throughput, 4 concurrent {short:g} s requests, fast mode (plain column: fast mode one by one)"
     rows = [
         compute_row("text", clip, plain.seconds, app, fast=True, target="<= 1.5 s per s"),
+        *(
+            [
+                compute_row(
+                    "text, fast mode's int8 weights in transformers' generate loop",
+                    clip,
+                    plain.seconds,
+                    min(before_s),
+                    fast=True,
+                )
+            ]
+            if before_s
+            else []
+        ),
         throughput_row(what, 4, short, one_by_one, together, ">= 2x at 4"),
         first_audio_row("fast mode", plain.seconds, first),
         memory_row("fast mode", plain.peak, memory.peak),
@@ -383,8 +423,145 @@ def melody_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Ro
     ]
 
 
+def gpu_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """The GPU path against plain ``generate`` on the same GPU, same weights and dtype, for small and melody.
+
+    Moodtape's side: the static key/value cache and the decoding step replayed as CUDA graphs (captured once
+    per bucket; the capture is timed apart, after a warm-up request of each shape). With ``--gpu-table`` on a
+    machine without a GPU the same code runs on CPU (the fixed-shape loop without graphs), so it cannot rot.
+    """
+    device = args.device
+    cuda = device == "cuda"
+    dtype = gpu_dtype() if cuda else torch.float32
+    clip, short = args.clip, args.short_clip
+    rows: list[Row] = []
+    for family, name in (("text", "musicgen-small"), ("melody", "musicgen-melody")):
+        say(f"building {name} (random weights) on {device}...")
+        model, processor = on_model_thread(build, family, args.tiny)
+        model = on_model_thread(lambda m=model: m.to(device=device, dtype=dtype).eval())
+        engine = MusicGenEngine.from_model(
+            model,
+            processor,
+            f"random {name}",
+            family=family,
+            fast=False,
+            device=device,
+            decoding="static",
+            max_batch=16,
+        )
+        melody = hum(MELODY_NOTES, note_seconds=0.5, rate=RATE) if family == "melody" else None
+        heard = None if melody is None else Melody(melody, RATE)
+        settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
+        # Warm-up at the measured shapes: first calls pay for lazy initialisation and the graphs' capture
+        plain_generate(model, processor, clip, melody)
+        engine.generate(settings, melody=heard)
+        _reset_peak(device)
+        with PeakMemory() as plain_rss:
+            plain = plain_generate(model, processor, clip, melody)
+        plain_peak = _peak(device, plain_rss)
+        _reset_peak(device)
+        with PeakMemory() as app_rss:
+            app = engine.generate(settings, melody=heard).seconds_taken
+        app_peak = _peak(device, app_rss)
+        say(f"{name}: plain {plain:.2f} s, Moodtape {app:.2f} s for {clip:g} s")
+        label = f"{family}, {clip:g} s clip: compute s per s of audio ({name}, {str(dtype).removeprefix('torch.')})"
+        target = "<= 0.2 (5x real time)" if family == "text" else "<= 0.5 (2x real time)"
+        rows.append(Row(label, f"{plain / clip:.3f}", f"{app / clip:.3f}", f"{plain / app:.2f}x faster", target))
+        rows.append(memory_row(name, plain_peak, app_peak, "GB allocated on the GPU" if cuda else "GB resident"))
+        if family == "text":
+            rows.append(first_audio_row("GPU path", plain, time_to_first_audio(engine, clip)))
+            rows[-1].target = "<= 0.3 s"
+            for n in (1, 4, 16):
+                concurrent_requests(engine, n, short)  # warm-up: captures this batch size's graph
+                sequential = sum(plain_generate(model, processor, short) for _ in range(n))
+                together = concurrent_requests(engine, n, short)
+                what = f"throughput, {n} concurrent {short:g} s requests (audio s per s; plain: one by one)"
+                rows.append(throughput_row(what, n, short, sequential, together))
+                say(f"{n} concurrent: sequential {sequential:.1f} s, batched {together:.1f} s")
+            one = next(r for r in rows if r.what.startswith("throughput, 1 "))
+            sixteen = rows[-1]
+            scale = float(sixteen.moodtape) / float(one.moodtape)
+            sixteen.target = f">= 10x one request's throughput (here {scale:.1f}x)"
+        captures = engine.graph_capture_seconds
+        rows.append(
+            Row(
+                f"{name}: CUDA graph capture, {len(captures)} buckets (s; once per bucket, at first use)",
+                "-",
+                f"{sum(captures.values()):.2f}" if captures else "no graphs on CPU",
+                f"largest {max(captures.values()):.2f}" if captures else "-",
+            )
+        )
+        del engine, model
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+    return rows
+
+
+def _reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak(device: str, rss: PeakMemory) -> int:
+    """Peak bytes: allocated on the GPU, else the process's resident set."""
+    return torch.cuda.max_memory_allocated() if device == "cuda" else rss.peak
+
+
+def fast_comparison_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """Fast mode side by side, interleaved, best of ``--repeats``: Moodtape's own loop vs the same int8 weights in
+    transformers' ``generate`` loop (fast mode before it), then plain ``generate`` and the exact path once each.
+
+    A shorter run than the whole table for a shared machine, where load changes within minutes.
+    """
+    clip = args.clip
+    say("building musicgen-small (random weights)...")
+    model, processor = on_model_thread(build, "text", args.tiny)
+    engines = {
+        "after": MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu"),
+        "before": MusicGenEngine.from_model(
+            model, processor, "random musicgen-small", fast=True, device="cpu", decoding="generate"
+        ),
+    }
+    settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
+    for engine in engines.values():  # warm-up
+        engine.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
+    best = {name: float("inf") for name in engines}
+    for repeat in range(args.repeats):
+        for name, engine in engines.items():
+            best[name] = min(best[name], engine.generate(settings).seconds_taken)
+        say(f"repeat {repeat + 1}: best so far {best}")
+    rows = []
+    if args.with_plain:
+        exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu")
+        exact.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
+        plain = plain_generate(model, processor, clip)
+        app = exact.generate(settings).seconds_taken
+        say(f"plain {plain:.1f} s, exact {app:.1f} s")
+        rows.append(compute_row("text", clip, plain, app, fast=False, target="within 5% of plain"))
+    else:
+        plain = float("nan")
+    rows.append(compute_row("text", clip, plain, best["after"], fast=True, target="<= 1.5 s per s"))
+    before = "text, fast mode's int8 weights in transformers' generate loop"
+    rows.append(compute_row(before, clip, plain, best["before"], fast=True))
+    rows.append(
+        Row(
+            f"fast mode, {clip:g} s clip: Moodtape's loop vs the generate loop (best of {args.repeats}, interleaved)",
+            f"{best['before']:.1f} s",
+            f"{best['after']:.1f} s",
+            f"{best['before'] / best['after']:.2f}x faster",
+        )
+    )
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     say = print if args.verbose else (lambda *a, **k: None)
+    if args.device == "cuda" or args.gpu_table:
+        return gpu_rows(args, say)
+    if args.fast_only:
+        return fast_comparison_rows(args, say)
 
     # 1. Text: musicgen-small on the exact path
     say("building musicgen-small (random weights)...")
@@ -395,10 +572,13 @@ def run(args: argparse.Namespace) -> list[Row]:
 
     # 2. Fast CPU mode: int8 decoder weights, quantised from the float model, which is then freed
     fast = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu", **windows)
+    before = MusicGenEngine.from_model(
+        model, processor, "random musicgen-small", fast=True, device="cpu", decoding="generate", **windows
+    )
     del exact, model
     gc.collect()
-    rows += fast_rows(fast, plain, args, say)
-    del fast
+    rows += fast_rows(fast, plain, args, say, before)
+    del fast, before
 
     # 3. Melody: musicgen-melody
     return rows + melody_rows(args, say)
@@ -421,14 +601,29 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_flags() -> str:
+    """The CPU's vector and matrix extensions that decide its speed here (AVX-512, VNNI, bfloat16, AMX)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "flags unknown"
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return " ".join(flag for flag in wanted if flag in flags) or "no AVX2"
+
+
 def table(rows: list[Row], args: argparse.Namespace) -> str:
     machine = (
-        f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{cpu_name()} ({cpu_flags()}), {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     sizes = "tiny test models" if args.tiny else "random musicgen-small (420M decoder) and musicgen-melody (1.4B)"
+    if args.device == "cuda":
+        where = f"on {torch.cuda.get_device_name()} ({str(gpu_dtype()).removeprefix('torch.')})"
+    else:
+        where = "on CPU (float32; fast mode int8)"
     lines = [
-        f"Machine: {machine}. Models: {sizes}, float32 on CPU, guidance 3, top-k 250.",
+        f"Machine: {machine}. Models: {sizes}, {where}, guidance 3, top-k 250.",
         "",
         "| measure | plain transformers | Moodtape | Moodtape vs plain | target |",
         "|---|---|---|---|---|",
@@ -448,9 +643,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-long-exact", dest="long_exact", action="store_false", help="long-form in fast mode only (saves ~9 min)"
     )
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the GPU table")
+    parser.add_argument("--gpu-table", action="store_true", help="the GPU table's code on CPU (checks it runs)")
+    parser.add_argument("--fast-only", action="store_true", help="fast mode before vs after, interleaved (shorter)")
+    parser.add_argument("--repeats", type=int, default=3, help="--fast-only: runs of each, the best counts")
+    parser.add_argument("--with-plain", action="store_true", help="--fast-only: plain and exact once each too")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results.md (results-cuda.md for --device cuda)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = Path(__file__).with_name("results-cuda.md" if args.device == "cuda" else "results.md")
     result = table(run(args), args)
     print(result)
     args.out.write_text(result, encoding="utf-8")

@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = ServerConfig.from_env()
         request, text_model, melody_model = request_from_args(args)
+        fast = None if request.mode is None else request.mode == "fast"  # a recipe replays in its own mode
         studio = Studio(
-            MusicGenEngine(text_model, config=config),
-            melody_engine=MusicGenEngine(melody_model, family=MELODY, config=config),
+            MusicGenEngine(text_model, fast=fast, config=config),
+            melody_engine=MusicGenEngine(melody_model, family=MELODY, fast=fast, config=config),
             config=config,
         )
         if args.list_presets:

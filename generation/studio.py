@@ -65,6 +65,7 @@ class TrackRequest:
     bars: int | float | None = None  # the loop's length: 1, 2, 4, 8 or 16 bars; default the most that fit
     extend: str | None = None  # path of a track to continue; ``duration`` is then the seconds to add
     model: str | None = None  # a model's name from the server's list; None, "" or "auto" for the server's choice
+    mode: str | None = None  # a replay: the mode its recipe was made in ("exact" or "fast"), to say if this one differs
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, melody: str | None = None, extend: str | None = None) -> TrackRequest:
@@ -98,6 +99,7 @@ class TrackRequest:
             loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
             stems=export.get("stems"),
             model=recipe.model_name,
+            mode=recipe.mode,
         )
 
 
@@ -408,6 +410,8 @@ class Studio:
 
         # 3. Generate: one take, or every take in one batch; an extend continues the end of its track
         engine = self.models.acquire(plan.model)
+        if request.mode is not None and request.mode != engine.mode:
+            notes.append(replay_mode_note(request.mode, engine.mode))
         melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
         prompt = AudioPrompt(np.asarray(plan.source.samples), plan.source.sample_rate) if plan.source else None
         if plan.takes == 1:
@@ -599,6 +603,21 @@ def _extend_record(plan: _Plan, generated: GeneratedAudio) -> dict | None:
         "crossfade_ms": JOIN_FADE_SECONDS * 1000,
         "model_continued": plan.source_model,
     }
+
+
+def replay_mode_note(recipe_mode: str, mode: str) -> str:
+    """Why a replayed recipe's audio differs from the original: the server decodes in the other mode.
+
+    One server runs one mode (its model is held in one form); ``python -m generation --recipe`` replays in the
+    recipe's own mode.
+    """
+    named = {"fast": "fast CPU mode", "exact": "the exact path"}
+    setting = "MOODTAPE_FAST_CPU=1 on a CPU" if recipe_mode == "fast" else "MOODTAPE_FAST_CPU=0"
+    return (
+        f"This recipe was made in {named[recipe_mode]}; this server runs {named[mode]}, so the audio differs "
+        f"slightly from the original. To replay it exactly, run with {setting}, or replay it with "
+        "`python -m generation --recipe`, which uses the recipe's mode."
+    )
 
 
 def _embedded_recipe(path: str | Path) -> Recipe | None:

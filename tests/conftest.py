@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 120
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach the network
+# Unset, fast mode is the CPU default; the suite's bit-for-bit checks against transformers need the exact path, so
+# engines here are exact unless a test asks for fast mode by name (tests/test_fast_mode.py covers the default).
+os.environ.setdefault("MOODTAPE_FAST_CPU", "0")
 
 
 @pytest.fixture(scope="session")

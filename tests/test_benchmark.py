@@ -33,6 +33,7 @@ def test_benchmark_prints_and_writes_its_table(tmp_path, capsys):
     for measure in (
         "compute s per s of audio (exact)",
         "fast CPU mode",
+        "int8 weights in transformers' generate loop",  # fast mode before Moodtape's own loop, side by side
         "time to first audio",
         "4 concurrent",
         "8 concurrent",
@@ -40,5 +41,26 @@ def test_benchmark_prints_and_writes_its_table(tmp_path, capsys):
         "peak memory",
         "outside generate",
         "melody",
+    ):
+        assert measure in table, measure
+
+
+def test_gpu_table_runs_its_code_on_cpu(tmp_path, capsys):
+    """``--device cuda``'s rows, run on CPU: the fixed-shape loop without graphs, resident memory."""
+    from benchmarks.bench import main
+
+    out = tmp_path / "results-gpu-layout.md"
+    main(["--tiny", "--gpu-table", "--clip", "1", "--short-clip", "1", "--out", str(out)])
+    table = out.read_text()
+    assert table in capsys.readouterr().out
+    for measure in (
+        "text, 1 s clip: compute s per s of audio (musicgen-small",
+        "melody, 1 s clip: compute s per s of audio (musicgen-melody",
+        "time to first audio, GPU path",
+        "throughput, 1 concurrent",
+        "throughput, 4 concurrent",
+        "throughput, 16 concurrent",
+        "peak memory, musicgen-small",
+        "CUDA graph capture",
     ):
         assert measure in table, measure

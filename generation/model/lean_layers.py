@@ -74,7 +74,7 @@ def direct(module: Any) -> Linear:
     return lambda x: kernel(x, packed, True)  # reduce_range=True, as torch.ao's module calls it
 
 
-def _calls(layer: Any) -> dict[str, Any]:
+def layer_calls(layer: Any) -> dict[str, Any]:
     """The layer's weights as direct calls, made once per layer (the modules do not change afterwards)."""
     calls = getattr(layer, "_lean_calls", None)
     if calls is None:
@@ -127,7 +127,7 @@ def _layer_forward(
 ) -> torch.Tensor:
     from transformers.cache_utils import EncoderDecoderCache
 
-    c = _calls(self)
+    c = layer_calls(self)
     heads, index = c["heads"], c["index"]
     pair = isinstance(past_key_values, EncoderDecoderCache)
     self_cache = past_key_values.self_attention_cache if pair else past_key_values

@@ -48,6 +48,17 @@ class SeededSampler:
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch_rows = input_ids.shape[0]
+        chosen = self.choose(scores, batch_rows)
+        picked = torch.full((batch_rows, scores.shape[-1]), OTHER, dtype=scores.dtype, device=scores.device)
+        picked.scatter_(1, chosen[:, None], CHOSEN)
+        # generate's own guidance step computes uncond + (cond - uncond) * scale: equal halves give `picked` back.
+        return torch.cat([picked, picked]) if self.guided else picked
+
+    def choose(self, scores: torch.Tensor, batch_rows: int) -> torch.Tensor:
+        """One token per row ``[batch_rows]`` from ``scores`` (doubled for guidance): each request's own draw.
+
+        ``static_decoding``'s loop calls this directly; ``generate`` reaches it through ``__call__``.
+        """
         cond = scores[:batch_rows].float()
         uncond = scores[batch_rows:].float() if self.guided else None
         chosen = torch.empty(batch_rows, dtype=torch.long, device=scores.device)
@@ -57,10 +68,7 @@ class SeededSampler:
             if uncond is not None and s.guidance_scale > 1:
                 logits = uncond[rows] + (logits - uncond[rows]) * s.guidance_scale
             chosen[rows] = _sample(logits, s, gen)
-        picked = torch.full((batch_rows, scores.shape[-1]), OTHER, dtype=scores.dtype, device=scores.device)
-        picked.scatter_(1, chosen[:, None], CHOSEN)
-        # generate's own guidance step computes uncond + (cond - uncond) * scale: equal halves give `picked` back.
-        return torch.cat([picked, picked]) if self.guided else picked
+        return chosen
 
 
 def _sample(logits: torch.Tensor, s: GenerationSettings, generator: torch.Generator) -> torch.Tensor:

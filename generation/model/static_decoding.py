@@ -1,0 +1,472 @@
+"""Moodtape's own decoding loop: a key/value cache allocated once per window and a lean step, for fast CPU
+mode and for GPUs.
+
+transformers' ``generate`` does a lot around each step of a 420M decoder: it re-applies the delay pattern
+to the whole sequence, rebuilds attention masks, runs its logits processors over every row and appends to a
+growing cache; on a GPU each of the step's ~600 small kernels is launched from Python, which takes longer than
+the arithmetic. This loop:
+
+1. builds the conditioning (text states, a melody's prefix, negative prompts, guidance's null half) with
+   transformers' own methods and runs the first forward (BOS, any code prompt, a melody prefix) through
+   transformers' decoder, so what conditions the decoding is exactly what ``generate`` would use;
+2. copies that forward's keys and values into buffers sized for the whole window;
+3. runs every later step as direct tensor calls on those buffers (``Stepper``), samples with
+   ``SeededSampler.choose`` (each request its own seed and settings) and hands the ids so far to
+   ``StepWatcher`` (progress, streaming, cancel), as ``generate``'s loop does.
+
+On CPU (fast mode) attention reads only the filled part of the cache, kept in bfloat16 (``CPU_CACHE_DTYPE``:
+half the bytes attention reads per step), and each request's rows run through the int8 matmuls on their own
+(``per_request``), so a request's audio does not depend on what it is batched with. On CUDA the step has fixed shapes
+(attention over the whole buffer with a mask, the position as a tensor) and is captured once per bucket of
+batch rows, cache length and text length as a CUDA graph (``CudaGraphSteps``), then replayed: one launch per
+step.
+
+What "the same" means: with float32 weights and a float32 cache, the loop gives the tokens ``generate`` gives
+for the same seeds (tested on tiny models: the same kernels on the same values), and the fixed-shape step
+gives the tokens of the dynamic one (its masked positions add exact zeros to the softmax; tested). With a
+bfloat16 cache or half-precision weights the logits move by rounding, so a sampled token may differ; a request
+then still gives the same audio every time it runs on the same machine in the same batch bucket.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .guidance import _BUILDERS
+from .lean_layers import direct, layer_calls
+
+POSITION_BUCKET = 256  # CUDA graphs: cache lengths are rounded up to a multiple of this many positions
+TEXT_BUCKETS = (32, 64, 128, 256)  # CUDA graphs: cross-attention lengths (prompt tokens) are padded to one of these
+ROW_BUCKETS = (2, 4, 8, 16, 32, 64)  # CUDA graphs: decoder rows (requests, doubled for guidance) padded to one of these
+MAX_GRAPHS = 8  # buckets kept at once (each holds its own key/value buffers); the least recently used goes first
+CPU_CACHE_DTYPE = torch.bfloat16  # fast mode's key/value cache on CPU: half the bytes attention reads per step
+
+log = logging.getLogger(__name__)
+
+
+class Prefill:
+    """The first forward of a window, through transformers: conditioning, delay pattern, cache and logits.
+
+    ``per_request`` runs each request's forward on its own (fast mode: int8 matmuls quantise their input with
+    one scale for all its rows, so a request's values would otherwise depend on what it is batched with).
+    """
+
+    def __init__(
+        self, model: Any, inputs: dict[str, torch.Tensor], prompt, steps: int, guided: bool, per_request: bool = False
+    ):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        # 1. Conditioning, with transformers' own method (a negative prompt's wrapper included)
+        config = copy.copy(model.generation_config)
+        config.guidance_scale = 3.0 if guided else None  # any value > 1 doubles the rows for guidance
+        input_ids = inputs["input_ids"]
+        kwargs = {name: value for name, value in inputs.items() if name != "input_ids"}
+        build = getattr(model, next(name for name in _BUILDERS if hasattr(type(model), name)))
+        kwargs = build(input_ids, kwargs, "input_ids", config)
+
+        # 2. BOS, then any code prompt, laid out in the codebook delay pattern
+        start_id = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+        rows = input_ids.shape[0] * model.decoder.num_codebooks
+        ids = torch.full((rows, 1), start_id, dtype=torch.long, device=input_ids.device)
+        if prompt is not None:
+            ids = torch.cat([ids, prompt], dim=-1)
+        ids, self.pattern = model.decoder.build_delay_pattern_mask(ids, start_id, ids.shape[-1] + steps)
+        self.start = ids.shape[-1]  # positions before the first new token
+        self.ids = self.pattern.clone()
+        self.ids[:, : self.start] = ids
+
+        # 3. The first forward, as generate's first iteration runs it: the whole batch at once, or each request
+        # on its own (then the rows are request-major: request 0's conditional and unconditional rows, request 1's...)
+        batch, halves = input_ids.shape[0], 2 if guided else 1
+        self.request_major = per_request and batch > 1
+        groups = [list(range(batch * halves))]
+        if self.request_major:
+            groups = [[i + half * batch for half in range(halves)] for i in range(batch)]
+        codebooks = model.decoder.num_codebooks
+        outs = []
+        for group in groups:
+            requests = sorted({row % batch for row in group})
+            code_rows = [r * codebooks + c for r in requests for c in range(codebooks)]
+            step_inputs = model.prepare_inputs_for_generation(
+                ids[code_rows],
+                past_key_values=None,
+                use_cache=True,
+                decoder_delay_pattern_mask=self.pattern[code_rows],
+                guidance_scale=config.guidance_scale,
+                is_first_iteration=True,
+                **_rows_of(kwargs, group, batch * halves),
+            )
+            outs.append(model(**step_inputs, return_dict=True))
+        self.logits = torch.cat([out.logits[:, -1, :] for out in outs]).float()  # [rows * halves, vocab]
+        caches = [out.past_key_values for out in outs]
+        owns = [getattr(cache, "self_attention_cache", cache) for cache in caches]
+        self.keys = [torch.cat([own.layers[i].keys for own in owns]) for i in range(len(owns[0].layers))]
+        self.values = [torch.cat([own.layers[i].values for own in owns]) for i in range(len(owns[0].layers))]
+        self.offset = self.keys[0].shape[-2] - self.start  # a melody's prefix (chroma and text) comes first
+
+        # 4. Cross-attention on the text (MusicGen; MusicGen-Melody reads it as the prefix instead)
+        crosses = [getattr(cache, "cross_attention_cache", None) for cache in caches]
+        self.cross_keys = self.cross_values = self.cross_mask = None
+        if crosses[0] is not None and len(crosses[0].layers) and crosses[0].layers[0].keys is not None:
+            layers = range(len(crosses[0].layers))
+            self.cross_keys = [torch.cat([cross.layers[i].keys for cross in crosses]) for i in layers]
+            self.cross_values = [torch.cat([cross.layers[i].values for cross in crosses]) for i in layers]
+            rows2, _, length, _ = self.cross_keys[0].shape
+            hidden = model.decoder.config.hidden_size
+            mask = kwargs.get("attention_mask")
+            order = [row for group in groups for row in group]
+            self.cross_mask = create_bidirectional_mask(
+                config=model.decoder.model.decoder.config,
+                inputs_embeds=self.logits.new_zeros(rows2, 1, hidden),
+                attention_mask=None if mask is None else mask[order],
+                encoder_hidden_states=self.logits.new_zeros(rows2, length, hidden),
+            )
+
+    @property
+    def rows2(self) -> int:
+        """Decoder rows: requests, doubled when guided (conditional half, then unconditional half)."""
+        return self.keys[0].shape[0]
+
+
+class Stepper:
+    """One decoding step for ``rows2`` rows on buffers allocated once; ``static`` gives it fixed shapes.
+
+    The dynamic form (CPU) attends to the filled part of the cache; the static form (captured as a CUDA
+    graph) attends to all ``capacity`` positions with a mask and reads its position from a tensor.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        rows2: int,
+        capacity: int,
+        cache_dtype: torch.dtype,
+        *,
+        static: bool = False,
+        cross_length: int = 0,
+        split: int = 0,
+    ):
+        decoder = model.decoder
+        inner = decoder.model.decoder
+        self.layers = list(inner.layers)
+        self.calls = [layer_calls(layer) for layer in self.layers]
+        self.embed = list(inner.embed_tokens)
+        if inner.embed_positions.weights.shape[0] < capacity:
+            inner.embed_positions.make_weights(capacity, inner.embed_positions.embedding_dim)
+        self.positions = inner.embed_positions.weights
+        self.final_norm = _norm(inner.layer_norm)
+        self.heads = [direct(head) for head in decoder.lm_heads]
+        self.codebooks = decoder.num_codebooks
+        self.rows2, self.capacity, self.static = rows2, capacity, static
+        self.split = split  # rows per request whose matmuls run apart from the others' (0: all rows at once)
+        self.cache_dtype = cache_dtype
+        weight = self.positions
+        heads = self.calls[0]["heads"]
+        dim = decoder.config.hidden_size // heads
+        device, dtype = weight.device, next(decoder.parameters()).dtype
+        if not dtype.is_floating_point:  # a quantised decoder's first parameters may be integers
+            dtype = torch.float32
+        self.dtype = dtype
+        shape = (rows2, heads, capacity, dim)
+        self.keys = [torch.zeros(shape, dtype=cache_dtype, device=device) for _ in self.layers]
+        self.values = [torch.zeros(shape, dtype=cache_dtype, device=device) for _ in self.layers]
+        self.cross = hasattr(self.layers[0], "encoder_attn")
+        self.cross_keys: list[torch.Tensor] | None = None
+        self.cross_values: list[torch.Tensor] | None = None
+        self.cross_mask: torch.Tensor | None = None
+        self.length = 0  # positions filled
+        # The static form's inputs, updated in place before each replay
+        self.tokens = torch.zeros(rows2 * self.codebooks, dtype=torch.long, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.arange = torch.arange(capacity, device=device)
+        if static and self.cross:
+            cross_shape = (rows2, heads, cross_length, dim)
+            self.cross_keys = [torch.zeros(cross_shape, dtype=dtype, device=device) for _ in self.layers]
+            self.cross_values = [torch.zeros(cross_shape, dtype=dtype, device=device) for _ in self.layers]
+            self.cross_mask = torch.zeros((rows2, 1, 1, cross_length), dtype=dtype, device=device)
+
+    def load(self, prefill: Prefill) -> None:
+        """Take a prefill's keys and values (and cross-attention's) as the start of this window."""
+        filled = prefill.keys[0].shape[-2]
+        rows = prefill.rows2
+        if filled > self.capacity or rows > self.rows2:
+            raise ValueError(
+                f"the prefill ({rows} rows, {filled} positions) does not fit {self.rows2} x {self.capacity}"
+            )
+        for buffer, given in zip([*self.keys, *self.values], [*prefill.keys, *prefill.values], strict=True):
+            buffer[:rows, :, :filled] = given
+            if self.static:  # stale positions of an earlier window: masked, but kept finite
+                buffer[:, :, filled:].zero_()
+                buffer[rows:].zero_()
+        self.length = filled
+        if prefill.cross_keys is None:
+            return
+        if not self.static:
+            self.cross_keys, self.cross_values = prefill.cross_keys, prefill.cross_values
+            self.cross_mask = prefill.cross_mask
+            return
+        assert self.cross_keys is not None and self.cross_values is not None and self.cross_mask is not None
+        length = prefill.cross_keys[0].shape[-2]
+        for buffer, given in zip(
+            [*self.cross_keys, *self.cross_values], [*prefill.cross_keys, *prefill.cross_values], strict=True
+        ):
+            buffer.zero_()
+            buffer[:rows, :, :length] = given
+        # An additive mask: padding and masked text get the lowest finite value, so a row with nothing to
+        # attend to (guidance's null half: its states are zeros) averages zeros instead of giving NaN
+        lowest = torch.finfo(self.cross_mask.dtype).min
+        self.cross_mask.fill_(lowest)
+        given_mask = prefill.cross_mask
+        if given_mask is None:
+            self.cross_mask[:rows, ..., :length] = 0
+        elif given_mask.dtype == torch.bool:
+            self.cross_mask[:rows, ..., :length] = torch.where(given_mask, 0.0, lowest).to(self.cross_mask.dtype)
+        else:
+            self.cross_mask[:rows, ..., :length] = given_mask.clamp(min=lowest).to(self.cross_mask.dtype)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[rows2 * codebooks, vocab]`` for one new token per row (``tokens`` ``[rows2 * codebooks]``)."""
+        n = self.length
+        self.length += 1
+        if self.static:
+            self.tokens.copy_(tokens)
+            self.position.fill_(n)
+            return self.static_step()
+        return self._forward(tokens, self.positions[n : n + 1], n)
+
+    def static_step(self) -> torch.Tensor:
+        """The fixed-shape step on ``tokens`` at ``position``: what a CUDA graph captures and replays."""
+        return self._forward(self.tokens, self.positions.index_select(0, self.position), None)
+
+    def _matmul(self, linear: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``linear(x)``, or with ``split`` each request's rows on their own (one weight matrix stays in cache)."""
+        if not self.split:
+            return linear(x)
+        return torch.cat([linear(x[row : row + self.split]) for row in range(0, x.shape[0], self.split)])
+
+    def _forward(self, tokens: torch.Tensor, position: torch.Tensor, n: int | None) -> torch.Tensor:
+        mm = self._matmul
+        codes = tokens.view(-1, self.codebooks, 1)
+        # As transformers sums them: codebook by codebook, then the sinusoidal position
+        hidden = sum(self.embed[c](codes[:, c]) for c in range(self.codebooks)) + position
+        own_mask = None if n is not None else (self.arange <= self.position).view(1, 1, 1, -1)
+        for i, (layer, c) in enumerate(zip(self.layers, self.calls, strict=True)):
+            heads = c["heads"]
+            # Self-attention, the new key and value written into the window's buffers
+            residual = hidden
+            x = F.layer_norm(hidden, *_norm(layer.self_attn_layer_norm))
+            if c["qkv"] is not None:
+                query, key, value = _heads(mm(c["qkv"], x), 3 * heads).chunk(3, dim=1)
+            else:
+                query, key, value = (_heads(mm(c[name], x), heads) for name in ("q", "k", "v"))
+            keys, values = self.keys[i], self.values[i]
+            if n is None:
+                keys.index_copy_(2, self.position, key.to(self.cache_dtype))
+                values.index_copy_(2, self.position, value.to(self.cache_dtype))
+            else:
+                keys[:, :, n] = key[:, :, 0]
+                values[:, :, n] = value[:, :, 0]
+                keys, values = keys[:, :, : n + 1], values[:, :, : n + 1]
+            attended = _attend(query.to(self.cache_dtype), keys, values, own_mask, c["scaling"])
+            hidden = residual + mm(c["out"], attended.to(hidden.dtype))
+
+            # Cross-attention on the text
+            if self.cross:
+                assert self.cross_keys is not None and self.cross_values is not None
+                residual = hidden
+                x = F.layer_norm(hidden, *_norm(layer.encoder_attn_layer_norm))
+                query = _heads(mm(c["cross_q"], x), heads)
+                attended = _attend(query, self.cross_keys[i], self.cross_values[i], self.cross_mask, c["scaling"])
+                hidden = residual + mm(c["cross_out"], attended)
+
+            # Feed-forward
+            residual = hidden
+            x = F.layer_norm(hidden, *_norm(layer.final_layer_norm))
+            hidden = residual + mm(c["fc2"], layer.activation_fn(mm(c["fc1"], x)))
+        hidden = F.layer_norm(hidden, *self.final_norm)
+        logits = torch.stack([mm(head, hidden) for head in self.heads], dim=1)  # [rows2, codebooks, 1, vocab]
+        return logits.reshape(-1, logits.shape[-1])
+
+
+class CudaGraphSteps:
+    """CUDA graphs of ``Stepper.static_step``, one per bucket (rows, cache length, text length), kept for reuse.
+
+    A bucket is captured on first use (a warm-up on a side stream, then the capture); ``capture_seconds``
+    records how long each took. Each graph keeps its own memory pool: buckets are replayed in any order.
+    The key/value buffers are allocated outside the capture and reused by every window of the bucket.
+    """
+
+    def __init__(self, capture: bool = True) -> None:
+        from collections import OrderedDict
+
+        self.capture = capture  # False: replay the same fixed-shape step without a graph (CPU, tests)
+        self.graphs: OrderedDict[tuple[int, int, int], tuple[Stepper, Any]] = OrderedDict()
+        self.capture_seconds: dict[tuple[int, int, int], float] = {}
+
+    @staticmethod
+    def bucket(rows2: int, positions: int, cross_length: int) -> tuple[int, int, int]:
+        rows = next((b for b in ROW_BUCKETS if b >= rows2), rows2)
+        length = -(-positions // POSITION_BUCKET) * POSITION_BUCKET
+        text = next((b for b in TEXT_BUCKETS if b >= cross_length), cross_length) if cross_length else 0
+        return rows, length, text
+
+    def stepper(self, model: Any, prefill: Prefill, positions: int, cache_dtype: torch.dtype) -> Stepper:
+        """A captured stepper for ``prefill``'s bucket, loaded with its cache."""
+        cross_length = 0 if prefill.cross_keys is None else prefill.cross_keys[0].shape[-2]
+        key = self.bucket(prefill.rows2, positions, cross_length)
+        if key not in self.graphs:
+            while len(self.graphs) >= MAX_GRAPHS:
+                self.graphs.popitem(last=False)
+            self.graphs[key] = self._capture(model, key, cache_dtype)
+        self.graphs.move_to_end(key)
+        stepper, graph = self.graphs[key]
+        stepper.load(prefill)
+        stepper.graph = graph
+        return stepper
+
+    def _capture(self, model: Any, key: tuple[int, int, int], cache_dtype: torch.dtype) -> tuple[Stepper, Any]:
+        rows, length, text = key
+        started = time.perf_counter()
+        stepper = Stepper(model, rows, length, cache_dtype, static=True, cross_length=text)
+        if not self.capture:
+            return stepper, _Uncaptured(stepper)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm-up: library handles, workspaces and kernel choices before capture
+                stepper.static_step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: CUDA work on the app's other threads (none is expected) cannot break the capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            stepper.out = stepper.static_step()
+        torch.cuda.synchronize()
+        self.capture_seconds[key] = time.perf_counter() - started
+        log.info(
+            "Captured the decoding step for %s rows, %s positions, %s text tokens in %.2f s",
+            *key,
+            self.capture_seconds[key],
+        )
+        return stepper, graph
+
+
+class _Uncaptured:
+    """A bucket's step run eagerly where a graph would replay: the buckets' padding and buffers, without CUDA."""
+
+    def __init__(self, stepper: Stepper):
+        self.stepper = stepper
+
+    def replay(self) -> None:
+        self.stepper.out = self.stepper.static_step()
+
+
+def replay(stepper: Stepper, tokens: torch.Tensor) -> torch.Tensor:
+    """One step of a captured stepper: inputs copied into its buffers, the graph replayed, its logits."""
+    n = stepper.length
+    stepper.length += 1
+    stepper.tokens[: tokens.shape[0]].copy_(tokens)
+    stepper.position.fill_(n)
+    stepper.graph.replay()
+    return stepper.out
+
+
+def decode(
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    prompt,
+    steps: int,
+    choose: Callable[[torch.Tensor, int], torch.Tensor],
+    watch: Callable[[torch.Tensor, Any], Any],
+    guided: bool,
+    *,
+    cache_dtype: torch.dtype,
+    graphs: CudaGraphSteps | None = None,
+    static: bool = False,
+    per_request: bool = False,
+) -> torch.Tensor:
+    """Sample ``steps`` tokens per row after the BOS and any code ``prompt``; returns the ids ``[rows, 1 + ...]``.
+
+    ``choose(logits, rows)`` picks a token per row (``SeededSampler.choose``); ``watch(ids, logits)`` runs after
+    every step (``StepWatcher``: progress, streaming, cancel). ``graphs`` replays the step as CUDA graphs;
+    ``static`` runs the fixed-shape step without a graph (what the graph captures, for tests on CPU).
+    ``per_request`` runs each request's matmuls on its own rows (fast mode's int8 matmuls: see ``Prefill``), so
+    a request gives the same tokens alone or batched; the rows are then request-major inside the loop.
+    """
+    with torch.inference_mode():
+        prefill = Prefill(model, inputs, prompt, steps, guided, per_request=per_request)
+        positions = prefill.offset + prefill.ids.shape[-1]
+        rows = prefill.ids.shape[0]
+        if graphs is not None:
+            stepper = graphs.stepper(model, prefill, positions, cache_dtype)
+            advance: Callable[[torch.Tensor], torch.Tensor] = lambda tokens: replay(stepper, tokens)  # noqa: E731
+        else:
+            split = prefill.rows2 * model.decoder.num_codebooks // prefill.ids.shape[0] if prefill.request_major else 0
+            stepper = Stepper(
+                model, prefill.rows2, positions, cache_dtype, static=static, split=split, **_cross(prefill, static)
+            )
+            stepper.load(prefill)
+            advance = stepper.step
+        ids, pattern, logits = prefill.ids, prefill.pattern, prefill.logits
+        real = prefill.rows2 * stepper.codebooks  # a graph's bucket may hold padding rows after these
+        halves = real // rows  # 2 when guided: both halves run on the same ids
+        requests, codebooks = rows // stepper.codebooks, stepper.codebooks
+        for t in range(steps):
+            pos = prefill.start + t
+            if prefill.request_major:  # the sampler reads the conditional half, then the unconditional one
+                logits = logits.view(requests, halves, codebooks, -1).transpose(0, 1).reshape(real, -1)
+            chosen = choose(logits, rows)
+            ids[:, pos] = torch.where(pattern[:, pos] == -1, chosen, pattern[:, pos])
+            watch(ids[:, : pos + 1], logits)
+            if t + 1 < steps:
+                if prefill.request_major:
+                    tokens = ids[:, pos].view(requests, 1, codebooks).expand(requests, halves, codebooks).reshape(-1)
+                else:
+                    tokens = ids[:, pos].repeat(halves)
+                logits = advance(tokens)[:real].float()
+        return ids
+
+
+def _rows_of(kwargs: dict[str, Any], rows: list[int], total: int) -> dict[str, Any]:
+    """The conditioning of some rows of the (guidance-doubled) batch: tensors and encoder outputs indexed."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    picked: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if isinstance(value, BaseModelOutput):
+            picked[name] = BaseModelOutput(last_hidden_state=value.last_hidden_state[rows])
+        elif isinstance(value, torch.Tensor) and value.shape[0] == total:
+            picked[name] = value[rows]
+        elif not isinstance(value, torch.Tensor):
+            picked[name] = value
+        # anything else (a melody's raw chroma, already in the prefix) is not read by the forward
+    return picked
+
+
+def _cross(prefill: Prefill, static: bool) -> dict[str, int]:
+    if not static or prefill.cross_keys is None:
+        return {}
+    return {"cross_length": prefill.cross_keys[0].shape[-2]}
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[batch, time, heads * dim]`` to ``[batch, heads, time, dim]``."""
+    return x.view(*x.shape[:-1], heads, -1).transpose(1, 2)
+
+
+def _attend(query, key, value, mask, scaling: float) -> torch.Tensor:
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+    return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1)
+
+
+def _norm(norm: torch.nn.LayerNorm) -> tuple:
+    return norm.normalized_shape, norm.weight, norm.bias, norm.eps
+
+
+__all__: Sequence[str] = ("CudaGraphSteps", "Prefill", "Stepper", "decode")

@@ -1,0 +1,251 @@
+"""Moodtape's own decoding loop gives the tokens transformers' ``generate`` gives, for every kind of request.
+
+"The same" here: with float32 weights and a float32 key/value cache the loop's codes equal ``generate``'s for
+the same seeds, bit for bit (the same kernels on the same values). The fixed-shape step that a GPU captures as
+a CUDA graph is run here on CPU, without the graph, and gives the dynamic step's codes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from generation.errors import GenerationCancelled
+from generation.model import static_decoding
+from generation.model.engine import MusicGenEngine
+from generation.model.sampling import RowControl, SeededSampler, StepWatcher
+from generation.model.types import AudioPrompt, Melody
+from generation.settings import GenerationSettings
+from tests.batching import run_together
+from tests.random_musicgen import TINY, random_musicgen, text_processor
+
+RATE = 32_000
+TONE = (0.5 * np.sin(2 * np.pi * 330 * np.arange(2 * RATE) / RATE)).astype(np.float32)
+
+
+def settings(**overrides) -> GenerationSettings:
+    return GenerationSettings(**{"prompt": "rainy night, mellow piano", "duration": 1.5, "seed": 5, **overrides})
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_model_dir):
+    """The same tiny checkpoint behind the generate loop and the static loop, both exact (float32 cache)."""
+    common = {"fast": False, "device": "cpu", "window_seconds": 2.0, "extend_stride": 1.0}
+    return (
+        MusicGenEngine(str(tiny_model_dir), decoding="generate", **common),
+        MusicGenEngine(str(tiny_model_dir), decoding="static", **common),
+    )
+
+
+@pytest.mark.parametrize(
+    "request_settings",
+    [
+        settings(),
+        settings(negative_prompt="distorted drums"),
+        settings(guidance_scale=1.0),
+        settings(top_k=0, top_p=0.7, temperature=0.8),
+        settings(duration=4.0),  # beyond the 2 s window: windows continued with a code prompt
+    ],
+    ids=["plain", "negative", "unguided", "top-p", "long"],
+)
+def test_static_loop_gives_generates_codes(pair, request_settings):
+    shipped, static = pair
+    assert static.decoding == "static" and shipped.decoding == "generate"
+    a, b = shipped.generate(request_settings), static.generate(request_settings)
+    np.testing.assert_array_equal(a.codes, b.codes)
+    np.testing.assert_array_equal(a.audio, b.audio)
+
+
+def test_static_loop_gives_generates_codes_for_a_batch_and_an_extend(pair):
+    shipped, static = pair
+    prompt = AudioPrompt(np.stack([TONE[: RATE // 2]]), RATE)
+    assert np.array_equal(
+        shipped.generate(settings(), audio_prompt=prompt).codes, static.generate(settings(), audio_prompt=prompt).codes
+    )
+    takes = [engine.generate_takes(settings(prompt="a long prompt about loud guitars and drums"), 3) for engine in pair]
+    for a, b in zip(*takes, strict=True):
+        np.testing.assert_array_equal(a.codes, b.codes)
+
+
+def test_static_loop_gives_generates_codes_for_a_melody(tiny_melody_model_dir):
+    engines = [
+        MusicGenEngine(str(tiny_melody_model_dir), family="melody", fast=False, device="cpu", decoding=loop)
+        for loop in ("generate", "static")
+    ]
+    melody = Melody(TONE, RATE)
+    a, b = (engine.generate(settings(), melody=melody) for engine in engines)
+    np.testing.assert_array_equal(a.codes, b.codes)
+    c, d = (engine.generate(settings(negative_prompt="drums")) for engine in engines)  # no melody: null chroma
+    np.testing.assert_array_equal(c.codes, d.codes)
+
+
+def stereo_model():
+    """A tiny random stereo MusicGen: 8 codebooks, left and right interleaved, decoded by the mono codec."""
+    from transformers import MusicgenConfig, MusicgenForConditionalGeneration
+
+    data = random_musicgen(TINY).config.to_dict()
+    data["decoder"].update(audio_channels=2, num_codebooks=8)
+    torch.manual_seed(1)
+    model = MusicgenForConditionalGeneration(MusicgenConfig.from_dict(data)).eval()
+    special = data["decoder"]["pad_token_id"]
+    generation = model.generation_config
+    generation.decoder_start_token_id = generation.pad_token_id = generation.bos_token_id = special
+    return model
+
+
+def test_static_loop_gives_generates_codes_in_stereo():
+    model, processor = stereo_model(), text_processor()
+    engines = [
+        MusicGenEngine.from_model(model, processor, "tiny-stereo", fast=False, device="cpu", decoding=loop)
+        for loop in ("generate", "static")
+    ]
+    a, b = (engine.generate(settings()) for engine in engines)
+    assert a.audio.shape == (2, 48_000) and a.codes.shape[0] == 8
+    np.testing.assert_array_equal(a.codes, b.codes)
+
+
+def inputs_for(engine: MusicGenEngine, prompts: list[str]) -> dict[str, torch.Tensor]:
+    tokens = engine._processor.tokenizer(prompts, padding=True, return_tensors="pt")
+    return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
+
+
+@pytest.mark.parametrize("guided", [True, False])
+def test_fixed_shape_step_gives_the_dynamic_steps_tokens(pair, guided):
+    """The step a GPU captures as a CUDA graph (whole buffer, masked; position as a tensor), run on CPU."""
+    engine = pair[1]
+    engine.load()
+    prompts = ["rainy night piano", "loud distorted guitars, pounding drums and a choir singing over them"]
+    runs = []
+    for static in (False, True):
+        requests = [settings(prompt=p, seed=i, guidance_scale=3.0 if guided else 1.0) for i, p in enumerate(prompts)]
+        sampler = SeededSampler(requests, 4, "cpu")
+        watcher = StepWatcher([RowControl(60), RowControl(60)])
+        ids = static_decoding.decode(
+            engine._model,
+            inputs_for(engine, prompts),
+            None,
+            60,
+            sampler.choose,
+            watcher,
+            sampler.guided,
+            cache_dtype=torch.float32,
+            static=static,
+        )
+        runs.append(ids)
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_bucket_pads_rows_positions_and_text():
+    assert static_decoding.CudaGraphSteps.bucket(6, 300, 17) == (8, 512, 32)
+    assert static_decoding.CudaGraphSteps.bucket(2, 256, 0) == (2, 256, 0)
+
+
+def test_static_loop_streams_reports_progress_and_cancels(pair):
+    static = pair[1]
+    pieces: list[np.ndarray] = []
+    seen: list[int] = []
+    made = static.generate(settings(duration=2.0), on_audio=pieces.append, on_progress=lambda d, t: seen.append(d))
+    assert seen == list(range(1, 2 * 50 + 4))
+    np.testing.assert_allclose(np.concatenate(pieces, axis=-1), made.audio, atol=1e-4)
+    cancel = threading.Event()
+    with pytest.raises(GenerationCancelled):
+        static.generate(settings(duration=2.0), cancel=cancel, on_progress=lambda d, t: d == 5 and cancel.set())
+
+
+def test_fast_mode_uses_the_static_loop_with_a_bfloat16_cache(tiny_model_dir):
+    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    assert fast.mode == "fast" and fast.decoding == "static"
+    assert static_decoding.CPU_CACHE_DTYPE == torch.bfloat16
+    first, again = fast.generate(settings()), fast.generate(settings())
+    assert first.mode == "fast"
+    np.testing.assert_array_equal(first.audio, again.audio)
+    assert MusicGenEngine(str(tiny_model_dir), fast=False, device="cpu").decoding == "generate"
+    assert MusicGenEngine(str(tiny_model_dir), device="cuda").decoding == "static"
+
+
+def test_bucketed_steps_with_padding_rows_give_the_dynamic_steps_tokens(pair):
+    """The GPU's bucketed buffers (3 guided requests padded to 8 rows, text padded to 32 tokens), replayed
+    without a graph on CPU, give the tokens of the dynamic step; a second window reuses the bucket."""
+    engine = pair[1]
+    engine.load()
+    prompts = ["rainy night piano", "loud guitars", "a choir singing over pounding drums"]
+    graphs = static_decoding.CudaGraphSteps(capture=False)
+    runs = []
+    for use_graphs in (None, graphs, graphs):
+        requests = [settings(prompt=p, seed=i) for i, p in enumerate(prompts)]
+        sampler = SeededSampler(requests, 4, "cpu")
+        ids = static_decoding.decode(
+            engine._model,
+            inputs_for(engine, prompts),
+            None,
+            40,
+            sampler.choose,
+            StepWatcher([RowControl(40) for _ in prompts]),
+            sampler.guided,
+            cache_dtype=torch.float32,
+            graphs=use_graphs,
+        )
+        runs.append(ids)
+    assert list(graphs.graphs) == [(8, 256, 32)]
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+
+
+def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
+    from torch.ao.nn.quantized.dynamic import LSTM as DynamicQuantizedLSTM
+
+    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    exact = MusicGenEngine(str(tiny_model_dir), fast=False, device="cpu")
+    fast.load(), exact.load()
+    assert any(isinstance(m, DynamicQuantizedLSTM) for m in fast._model.audio_encoder.decoder.modules())
+    assert not any(isinstance(m, DynamicQuantizedLSTM) for m in fast._model.audio_encoder.encoder.modules())
+    assert not any(isinstance(m, DynamicQuantizedLSTM) for m in exact._model.audio_encoder.modules())
+    made = fast.generate(settings(duration=2.0))
+    assert made.audio.shape == (1, 64_000) and np.isfinite(made.audio).all() and made.audio.std() > 1e-4
+
+
+def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir):
+    """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own."""
+    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    takes = fast.generate_takes(settings(negative_prompt="drums"), 3)
+    assert [take.batch_size for take in takes] == [3, 3, 3]
+    for take in takes:
+        alone = fast.generate(take.settings)
+        assert alone.batch_size == 1
+        np.testing.assert_array_equal(alone.codes, take.codes)
+        np.testing.assert_array_equal(alone.audio, take.audio)
+    unguided = fast.generate_takes(settings(guidance_scale=1.0), 2)
+    np.testing.assert_array_equal(fast.generate(unguided[1].settings).codes, unguided[1].codes)
+    # Different prompts (text padded to the longer one) and settings, sent at the same moment
+    requests = [
+        settings(prompt="rainy night piano", seed=10, top_k=50),
+        settings(prompt="loud distorted guitars, pounding drums and a choir singing over them", seed=11),
+    ]
+    batched = run_together(fast, requests)
+    assert max(result.batch_size for result in batched) > 1
+    for request, together in zip(requests, batched, strict=True):
+        np.testing.assert_array_equal(fast.generate(request).codes, together.codes)
+
+
+def test_buckets_beyond_the_limit_drop_the_least_recently_used(pair, monkeypatch):
+    engine = pair[1]
+    engine.load()
+    monkeypatch.setattr(static_decoding, "MAX_GRAPHS", 1)
+    graphs = static_decoding.CudaGraphSteps(capture=False)
+    for prompts in (["rainy night piano"], ["rainy night piano", "loud guitars", "a choir"]):
+        sampler = SeededSampler([settings(prompt=p) for p in prompts], 4, "cpu")
+        watcher = StepWatcher([RowControl(10) for _ in prompts])
+        static_decoding.decode(
+            engine._model,
+            inputs_for(engine, prompts),
+            None,
+            10,
+            sampler.choose,
+            watcher,
+            True,
+            cache_dtype=torch.float32,
+            graphs=graphs,
+        )
+    assert list(graphs.graphs) == [(8, 256, 32)]
