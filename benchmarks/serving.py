@@ -1,7 +1,7 @@
 """Moodtape on a Ray Serve cluster: throughput against replicas, and what the cluster adds to the first audio.
 
-Starts a local cluster (127.0.0.1 only) and measures, in one run and with every engine on one torch thread
-(a replica's share when two replicas share two cores):
+Starts a local cluster (127.0.0.1 only) and measures, in one run, on the exact path (float32) and with every
+engine on one torch thread (a replica's share when two replicas share two cores):
 
 * throughput, in seconds of audio per wall second: ``--requests`` requests sent together to an engine in this
   process, to one replica, and twice as many to two replicas;
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         config = ServerConfig.from_env({"HF_HUB_OFFLINE": "1"})
         figures = {}
         say("in this process...")
-        local = MusicGenEngine(str(folder), device="cpu", config=config)
+        local = MusicGenEngine(str(folder), device="cpu", fast=False, config=config)
         figures["in-process"] = measure(local, args.requests, args.clip)
         local.unload()
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             for replicas in (1, 2):
                 say(f"{replicas} replica(s)...")
                 deploy_replicas(replicas)
-                remote = RemoteEngine(str(folder), device="cpu", config=config, app=SERVE_APP)
+                remote = RemoteEngine(str(folder), device="cpu", fast=False, config=config, app=SERVE_APP)
                 figures[f"{replicas} replica(s)"] = measure(remote, args.requests * replicas, args.clip)
     return figures
 
@@ -109,7 +109,8 @@ def table(figures: dict[str, dict[str, float]], args: argparse.Namespace) -> str
     inside, one, two = figures["in-process"], figures["1 replica(s)"], figures["2 replica(s)"]
     n, clip = args.requests, args.clip
     lines = [
-        f"Machine: {machine}. Model: {size}, float32 on CPU, {THREADS} torch thread per engine, {clip:g} s clips.",
+        f"Machine: {machine}. Model: {size}, exact path (float32) on CPU, {THREADS} torch thread per engine, "
+        f"{clip:g} s clips.",
         "",
         "| measure | in this process | 1 replica | 2 replicas | cluster vs in-process |",
         "|---|---|---|---|---|",

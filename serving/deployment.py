@@ -61,6 +61,7 @@ class MusicGenReplica:
                 revision=spec.revision,
                 device=spec.device,
                 fast=spec.fast,
+                decoding=spec.decoding,
                 max_batch=self.max_batch,
                 window_seconds=spec.window_seconds,
                 extend_stride=spec.extend_stride,
@@ -82,7 +83,13 @@ class MusicGenReplica:
         except Exception as e:  # returned, not raised: the caller shows its message as it is, without Ray's wrapping
             return _portable(e)
         return Description(
-            engine.sample_rate, engine.frame_rate, engine.model_revision, engine.device, engine.mode, self.worker
+            engine.sample_rate,
+            engine.frame_rate,
+            engine.model_revision,
+            engine.device,
+            engine.mode,
+            engine.decoding,
+            self.worker,
         )
 
     async def generate(self, request: RemoteRequest) -> AsyncIterator[tuple]:

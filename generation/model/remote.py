@@ -49,7 +49,8 @@ class ModelSpec:
     family: str
     revision: str | None
     device: str | None  # None: the replica picks (CUDA on a GPU replica, else CPU)
-    fast: bool
+    fast: bool | None  # None: fast wherever fast mode exists (a CPU replica)
+    decoding: str | None  # None: the replica's engine picks its loop
     window_seconds: float
     extend_stride: float
     prompt_seconds: float | None
@@ -76,6 +77,7 @@ class Description:
     model_revision: str | None
     device: str
     mode: str
+    decoding: str
     worker: str
 
 
@@ -105,6 +107,7 @@ class RemoteEngine:
         revision: str | None = None,
         device: str | None = None,
         fast: bool | None = None,
+        decoding: str | None = None,
         max_batch: int | None = None,
         window_seconds: float = WINDOW_SECONDS,
         extend_stride: float = EXTEND_STRIDE_SECONDS,
@@ -114,6 +117,8 @@ class RemoteEngine:
     ):
         if family not in (TEXT, MELODY):
             raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
+        if decoding not in (None, "static", "generate"):
+            raise ValueError(f"decoding must be 'static' or 'generate', got {decoding!r}")
         if not 0 < extend_stride < window_seconds:
             raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
         self.config = config or ServerConfig.from_env()
@@ -124,7 +129,7 @@ class RemoteEngine:
         self.app = app
         device = device or self.config.device
         self.spec = ModelSpec(
-            self.model_id, family, revision, device, self.fast, window_seconds, extend_stride, prompt_seconds
+            self.model_id, family, revision, device, self.fast, decoding, window_seconds, extend_stride, prompt_seconds
         )
         self._max_batch = max(1, max_batch or self.config.max_batch)
         self._handle: Any = None
@@ -148,7 +153,12 @@ class RemoteEngine:
     def mode(self) -> str:
         if self._about:
             return self._about.mode
-        return "fast" if self.fast and self.spec.device in (None, "cpu") else "exact"
+        return "fast" if self.fast is not False and self.spec.device in (None, "cpu") else "exact"
+
+    @property
+    def decoding(self) -> str:
+        """The replicas' decoding loop once loaded; before that, the one asked for (or "auto")."""
+        return self._about.decoding if self._about else (self.spec.decoding or "auto")
 
     @property
     def sample_rate(self) -> int:
