@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +79,12 @@ class Baseline:
     peak: int  # the process's peak resident bytes meanwhile
 
 
-def build(family: str, tiny: bool):
-    """A random musicgen-small ("text") or musicgen-melody ("melody") of the real size, and its processor."""
-    model = random_musicgen(TINY if tiny else SMALL if family == "text" else MELODY, family)
+def build(family: str, tiny: bool, channels: int = 1):
+    """A random musicgen-small ("text") or musicgen-melody ("melody") of the real size, and its processor.
+
+    ``channels=2``: the stereo form (musicgen-stereo-small), the same decoder with 8 codebooks.
+    """
+    model = random_musicgen(TINY if tiny else SMALL if family == "text" else MELODY, family, channels=channels)
     processor = text_processor() if family == "text" else MelodyProcessor(tokenizer(), ChromaExtractor())
     return model, processor
 
@@ -423,6 +426,27 @@ def melody_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Ro
     ]
 
 
+def stereo_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """musicgen-stereo-small (small's decoder, 8 codebooks, two channels decoded), exact and fast, against plain."""
+    short = args.short_clip
+    say("building musicgen-stereo-small (random weights)...")
+    model, processor = on_model_thread(build, "text", args.tiny, 2)
+    settings = GenerationSettings(prompt=PROMPT, duration=short, seed=1)
+    name = "random musicgen-stereo-small"
+    exact = MusicGenEngine.from_model(model, processor, name, fast=False, device="cpu")
+    plain_generate(model, processor, 1.0)  # warm-up
+    plain = plain_generate(model, processor, short)
+    app = exact.generate(settings).seconds_taken
+    fast = MusicGenEngine.from_model(model, processor, name, fast=True, device="cpu")
+    fast.generate(replace(settings, duration=1.0))  # warm-up: the fast loop's buffers and int8 kernels
+    fast_s = fast.generate(settings).seconds_taken
+    say(f"stereo-small: plain {plain:.1f} s, exact {app:.1f} s, fast {fast_s:.1f} s for {short:g} s")
+    return [
+        compute_row("stereo-small", short, plain, app, fast=False, target="within 5% of plain"),
+        compute_row("stereo-small", short, plain, fast_s, fast=True),
+    ]
+
+
 def gpu_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
     """The GPU path against plain ``generate`` on the same GPU, same weights and dtype, for small and melody.
 
@@ -580,8 +604,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows += fast_rows(fast, plain, args, say, before)
     del fast, before
 
-    # 3. Melody: musicgen-melody
-    return rows + melody_rows(args, say)
+    # 3. Stereo: musicgen-stereo-small; 4. Melody: musicgen-melody
+    return rows + stereo_rows(args, say) + melody_rows(args, say)
 
 
 def cpu_name() -> str:
