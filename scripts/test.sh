@@ -23,3 +23,11 @@ python -c "from generation.audio import tempo; tempo.warm_up()"
 
 python -m ruff check .
 HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False python -m pytest -q "$@"
+
+# The live-server API suites once more, with the app generating on a local Ray Serve cluster's two replicas
+# (MOODTAPE_BACKEND=ray): the page and the API must not notice where the model runs. Loopback only.
+if [ "$#" -eq 0 ]; then
+  MOODTAPE_TEST_BACKEND=ray RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 \
+    GRADIO_ANALYTICS_ENABLED=False python -m pytest -q \
+    tests/test_app_api.py tests/test_app_streaming.py tests/test_app_iterate.py tests/test_app_melody.py
+fi

@@ -108,13 +108,17 @@ def test_two_replicas_both_serve_and_give_the_same_audio_for_the_same_seed(clust
 def test_the_same_seed_gives_the_same_audio_in_process_and_on_the_cluster(cluster, tiny_model_dir):
     import torch
 
+    from generation.model.model_thread import on_model_thread
+
     on_cluster = remote(tiny_model_dir).generate(settings(seed=42))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the replicas run: the same code on the same CPU with the same threads
+    # As the replicas run: the same code on the same CPU with the same threads. OpenMP's thread count belongs to
+    # the thread that sets it, so it is set on the model thread, where the engine computes.
+    threads = on_model_thread(torch.get_num_threads)
+    on_model_thread(torch.set_num_threads, 1)
     try:
         here = MusicGenEngine(str(tiny_model_dir)).generate(settings(seed=42))
     finally:
-        torch.set_num_threads(threads)
+        on_model_thread(torch.set_num_threads, threads)
     assert here.worker is None and on_cluster.worker is not None
     np.testing.assert_array_equal(on_cluster.codes, here.codes)
     np.testing.assert_array_equal(on_cluster.audio, here.audio)

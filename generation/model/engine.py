@@ -48,6 +48,16 @@ MAX_TAKES = 4  # takes of one request made at once: the 4-request batch where th
 log = logging.getLogger(__name__)
 
 
+def check_options(family: str, decoding: str | None, window_seconds: float, extend_stride: float) -> None:
+    """Refuse an engine's options that cannot work, naming the value (the local and the remote engine alike)."""
+    if decoding not in (None, "static", "generate"):
+        raise ValueError(f"decoding must be 'static' or 'generate', got {decoding!r}")
+    if family not in (TEXT, MELODY):
+        raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
+    if not 0 < extend_stride < window_seconds:
+        raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
+
+
 class MusicGenEngine:
     """MusicGen behind a scheduler: loads lazily on first use, then serves every request.
 
@@ -82,12 +92,7 @@ class MusicGenEngine:
         prompt_seconds: float | None = None,
         config: ServerConfig | None = None,
     ):
-        if decoding not in (None, "static", "generate"):
-            raise ValueError(f"decoding must be 'static' or 'generate', got {decoding!r}")
-        if family not in (TEXT, MELODY):
-            raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
-        if not 0 < extend_stride < window_seconds:
-            raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
+        check_options(family, decoding, window_seconds, extend_stride)
         if prompt_seconds is None:  # the same share of a window as 20 s of 30 s, at most 20 s
             prompt_seconds = min(AUDIO_PROMPT_SECONDS, window_seconds * AUDIO_PROMPT_SECONDS / WINDOW_SECONDS)
         if not 0 < prompt_seconds < window_seconds:

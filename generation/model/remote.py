@@ -30,8 +30,8 @@ from ..errors import (
     brief,
 )
 from ..settings import GenerationSettings
-from .engine import EXTEND_STRIDE_SECONDS, MAX_TAKES, WINDOW_SECONDS
-from .types import MELODY, TEXT, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
+from .engine import EXTEND_STRIDE_SECONDS, MAX_TAKES, WINDOW_SECONDS, check_options
+from .types import TEXT, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
 
 SERVE_APP = "moodtape"  # the Serve application python -m serving deploys
 DEPLOYMENT = "MusicGenReplica"  # its one deployment
@@ -115,12 +115,7 @@ class RemoteEngine:
         config: ServerConfig | None = None,
         app: str = SERVE_APP,
     ):
-        if family not in (TEXT, MELODY):
-            raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
-        if decoding not in (None, "static", "generate"):
-            raise ValueError(f"decoding must be 'static' or 'generate', got {decoding!r}")
-        if not 0 < extend_stride < window_seconds:
-            raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
+        check_options(family, decoding, window_seconds, extend_stride)
         self.config = config or ServerConfig.from_env()
         self.family = family
         self.model_id = model_id or (self.config.text_model if family == TEXT else self.config.melody_model)
