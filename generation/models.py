@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,15 @@ def read_model_info(
             source, e, what="MusicGen model", env=setting, local_form=LOCAL_FORM, offline=config.hub_offline
         )
         raise ModelLoadError(message) from e
+
+
+def make_room(engines: Iterable[Any], loading: Any, max_loaded: int) -> None:
+    """Before ``loading`` loads: unload the loaded others, least recently used first, until fewer than
+    ``max_loaded`` remain. ``engines`` are in order of last use, least recent first.
+    """
+    others = [e for e in engines if e.loaded and e is not loading]
+    while len(others) >= max_loaded:
+        others.pop(0).unload()  # waits for a batch it is running to finish
 
 
 class ModelCatalog:
@@ -201,9 +210,7 @@ class ModelCatalog:
             engine = self._engine(name)
             self._recent = [n for n in self._recent if n != name] + [name]
             if not engine.loaded:
-                others = [n for n in self._recent[:-1] if self._engines[n].loaded]
-                while others and len(others) >= self.max_loaded:
-                    self._engines[others.pop(0)].unload()  # waits for a batch it is running to finish
+                make_room([self._engines[n] for n in self._recent], engine, self.max_loaded)
         engine.load()
         return engine
 

@@ -31,6 +31,7 @@ from generation.model.remote import (
     ModelSpec,
     RemoteRequest,
 )
+from generation.models import make_room
 
 PROGRESS_EVERY_S = 0.25  # progress events at most this often (and the last step): the page shows progress every 0.5 s
 
@@ -70,9 +71,7 @@ class MusicGenReplica:
             )
             self._engines[spec] = engine  # the most recently used last
             if not engine.loaded:  # it will load: free the least recently used beyond the limit first
-                others = [e for e in self._engines.values() if e.loaded and e is not engine]
-                while len(others) >= self.max_loaded_models:
-                    others.pop(0).unload()  # waits for a batch it is running to finish
+                make_room(self._engines.values(), engine, self.max_loaded_models)
         return engine
 
     async def describe(self, spec: ModelSpec) -> Description | Exception:
