@@ -155,10 +155,16 @@ def test_static_loop_streams_reports_progress_and_cancels(pair):
         static.generate(settings(duration=2.0), cancel=cancel, on_progress=lambda d, t: d == 5 and cancel.set())
 
 
-def test_fast_mode_uses_the_static_loop_with_a_bfloat16_cache(tiny_model_dir):
+def test_fast_mode_keeps_its_cache_in_bfloat16_only_on_cpus_with_amx(monkeypatch):
+    monkeypatch.setattr(static_decoding, "_has_amx", lambda: True)
+    assert static_decoding.cpu_cache_dtype() == torch.bfloat16
+    monkeypatch.setattr(static_decoding, "_has_amx", lambda: False)
+    assert static_decoding.cpu_cache_dtype() == torch.float32
+
+
+def test_fast_mode_uses_the_static_loop_and_replays_the_same_audio(tiny_model_dir):
     fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
     assert fast.mode == "fast" and fast.decoding == "static"
-    assert static_decoding.CPU_CACHE_DTYPE == torch.bfloat16
     first, again = fast.generate(settings()), fast.generate(settings())
     assert first.mode == "fast"
     np.testing.assert_array_equal(first.audio, again.audio)
@@ -206,8 +212,12 @@ def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
     assert made.audio.shape == (1, 64_000) and np.isfinite(made.audio).all() and made.audio.std() > 1e-4
 
 
-def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir):
-    """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own."""
+@pytest.mark.parametrize("cache_dtype", [torch.float32, torch.bfloat16], ids=["float32-cache", "bfloat16-cache"])
+def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir, cache_dtype, monkeypatch):
+    """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own.
+
+    Both caches a CPU may get (``cpu_cache_dtype``), whichever this machine's is."""
+    monkeypatch.setattr(static_decoding, "cpu_cache_dtype", lambda: cache_dtype)
     fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
     takes = fast.generate_takes(settings(negative_prompt="drums"), 3)
     assert [take.batch_size for take in takes] == [3, 3, 3]

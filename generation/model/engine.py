@@ -525,7 +525,7 @@ class MusicGenEngine:
         )
 
     def _decode_static(self, inputs: dict[str, Any], steps: int, sampler, watcher) -> None:
-        """Moodtape's own loop (``static_decoding``): CUDA graphs on a GPU, a bfloat16 cache in fast CPU mode."""
+        """Moodtape's own loop (``static_decoding``): CUDA graphs on a GPU, int8 matmuls in fast CPU mode."""
         from . import static_decoding
 
         graphs = None
@@ -543,7 +543,7 @@ class MusicGenEngine:
             sampler.choose,
             watcher,
             sampler.guided,
-            cache_dtype=static_decoding.CPU_CACHE_DTYPE if self.mode == "fast" else self._model.decoder.dtype,
+            cache_dtype=static_decoding.cpu_cache_dtype() if self.mode == "fast" else self._model.decoder.dtype,
             graphs=graphs,
             per_request=self.mode == "fast",  # int8 matmuls: a request's values must not depend on its batch
         )
