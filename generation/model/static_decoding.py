@@ -35,7 +35,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -174,7 +174,7 @@ class Stepper:
         decoder = model.decoder
         inner = decoder.model.decoder
         self.layers = list(inner.layers)
-        self.calls = [layer_calls(layer) for layer in self.layers]
+        self.plan = [_Layer.of(layer) for layer in self.layers]
         self.embed = list(inner.embed_tokens)
         if inner.embed_positions.weights.shape[0] < capacity:
             inner.embed_positions.make_weights(capacity, inner.embed_positions.embedding_dim)
@@ -186,7 +186,7 @@ class Stepper:
         self.split = split  # rows per request whose matmuls run apart from the others' (0: all rows at once)
         self.cache_dtype = cache_dtype
         weight = self.positions
-        heads = self.calls[0]["heads"]
+        heads = self.plan[0].heads
         dim = decoder.config.hidden_size // heads
         device, dtype = weight.device, next(decoder.parameters()).dtype
         if not dtype.is_floating_point:  # a quantised decoder's first parameters may be integers
@@ -272,47 +272,91 @@ class Stepper:
         return torch.cat([linear(x[row : row + self.split]) for row in range(0, x.shape[0], self.split)])
 
     def _forward(self, tokens: torch.Tensor, position: torch.Tensor, n: int | None) -> torch.Tensor:
+        # Written for few Python steps per layer (on 2 CPU cores they were a quarter of a fast-mode step): direct
+        # kernels, narrow() rather than indexing, residuals added in place; the same operations on the same values.
         mm = self._matmul
         codes = tokens.view(-1, self.codebooks, 1)
         # As transformers sums them: codebook by codebook, then the sinusoidal position
         hidden = sum(self.embed[c](codes[:, c]) for c in range(self.codebooks)) + position
+        rows = hidden.shape[0]
         own_mask = None if n is not None else (self.arange <= self.position).view(1, 1, 1, -1)
-        for i, (layer, c) in enumerate(zip(self.layers, self.calls, strict=True)):
-            heads = c["heads"]
+        convert = self.cache_dtype != hidden.dtype
+        for i, layer in enumerate(self.plan):
+            heads = layer.heads
             # Self-attention, the new key and value written into the window's buffers
-            residual = hidden
-            x = F.layer_norm(hidden, *_norm(layer.self_attn_layer_norm))
-            if c["qkv"] is not None:
-                query, key, value = _heads(mm(c["qkv"], x), 3 * heads).chunk(3, dim=1)
+            x = F.layer_norm(hidden, *layer.self_norm)
+            if layer.qkv is not None:
+                query, key, value = mm(layer.qkv, x).view(rows, 1, 3 * heads, -1).transpose(1, 2).chunk(3, dim=1)
             else:
-                query, key, value = (_heads(mm(c[name], x), heads) for name in ("q", "k", "v"))
+                query, key, value = (_heads(mm(linear, x), heads) for linear in (layer.q, layer.k, layer.v))
             keys, values = self.keys[i], self.values[i]
             if n is None:
                 keys.index_copy_(2, self.position, key.to(self.cache_dtype))
                 values.index_copy_(2, self.position, value.to(self.cache_dtype))
             else:
-                keys[:, :, n] = key[:, :, 0]
-                values[:, :, n] = value[:, :, 0]
-                keys, values = keys[:, :, : n + 1], values[:, :, : n + 1]
-            attended = _attend(query.to(self.cache_dtype), keys, values, own_mask, c["scaling"])
-            hidden = residual + mm(c["out"], attended.to(hidden.dtype))
+                keys.narrow(2, n, 1).copy_(key)
+                values.narrow(2, n, 1).copy_(value)
+                keys, values = keys.narrow(2, 0, n + 1), values.narrow(2, 0, n + 1)
+            attended = _attend(query.to(self.cache_dtype) if convert else query, keys, values, own_mask, layer.scaling)
+            hidden = mm(layer.out, attended.to(hidden.dtype) if convert else attended).add_(hidden)
 
             # Cross-attention on the text
-            if self.cross:
+            if layer.cross_q is not None:
                 assert self.cross_keys is not None and self.cross_values is not None
-                residual = hidden
-                x = F.layer_norm(hidden, *_norm(layer.encoder_attn_layer_norm))
-                query = _heads(mm(c["cross_q"], x), heads)
-                attended = _attend(query, self.cross_keys[i], self.cross_values[i], self.cross_mask, c["scaling"])
-                hidden = residual + mm(c["cross_out"], attended)
+                x = F.layer_norm(hidden, *layer.cross_norm)
+                query = _heads(mm(layer.cross_q, x), heads)
+                attended = _attend(query, self.cross_keys[i], self.cross_values[i], self.cross_mask, layer.scaling)
+                hidden = mm(layer.cross_out, attended).add_(hidden)
 
             # Feed-forward
-            residual = hidden
-            x = F.layer_norm(hidden, *_norm(layer.final_layer_norm))
-            hidden = residual + mm(c["fc2"], layer.activation_fn(mm(c["fc1"], x)))
+            x = F.layer_norm(hidden, *layer.feed_forward_norm)
+            hidden = mm(layer.fc2, layer.activation(mm(layer.fc1, x))).add_(hidden)
         hidden = F.layer_norm(hidden, *self.final_norm)
         logits = torch.stack([mm(head, hidden) for head in self.heads], dim=1)  # [rows2, codebooks, 1, vocab]
         return logits.reshape(-1, logits.shape[-1])
+
+
+class _Layer(NamedTuple):
+    """One decoder layer as ``Stepper`` runs it: its norms' arguments, direct matmul calls and attention sizes."""
+
+    self_norm: tuple
+    qkv: Callable | None  # fast mode's joined projections; else q, k and v apart
+    q: Callable | None
+    k: Callable | None
+    v: Callable | None
+    out: Callable
+    cross_norm: tuple | None  # cross-attention (MusicGen); None for MusicGen-Melody
+    cross_q: Callable | None
+    cross_out: Callable | None
+    feed_forward_norm: tuple
+    fc1: Callable
+    fc2: Callable
+    activation: Callable
+    heads: int
+    scaling: float
+
+    @classmethod
+    def of(cls, layer: Any) -> _Layer:
+        c = layer_calls(layer)
+        cross = getattr(layer, "encoder_attn", None) is not None
+        activation = layer.activation_fn
+        return cls(
+            self_norm=_norm(layer.self_attn_layer_norm),
+            qkv=c["qkv"],
+            q=c["q"],
+            k=c["k"],
+            v=c["v"],
+            out=c["out"],
+            cross_norm=_norm(layer.encoder_attn_layer_norm) if cross else None,
+            cross_q=c["cross_q"] if cross else None,
+            cross_out=c["cross_out"] if cross else None,
+            feed_forward_norm=_norm(layer.final_layer_norm),
+            fc1=c["fc1"],
+            fc2=c["fc2"],
+            activation=getattr(activation, "act", activation),  # GELUActivation's own function: one call fewer
+            heads=c["heads"],
+            scaling=c["scaling"],
+        )
 
 
 class CudaGraphSteps:
