@@ -64,3 +64,19 @@ def test_gpu_table_runs_its_code_on_cpu(tmp_path, capsys):
         "CUDA graph capture",
     ):
         assert measure in table, measure
+
+
+def test_fast_only_compares_the_loops_and_the_two_caches(tmp_path, capsys):
+    """``--fast-only``: Moodtape's loop against the generate loop, and this CPU's key/value cache against the
+    other kind, interleaved in one run."""
+    from benchmarks.bench import main
+    from generation.model.static_decoding import cpu_cache_dtype
+
+    out = tmp_path / "results-fast.md"
+    main(["--tiny", "--fast-only", "--repeats", "1", "--clip", "1", "--out", str(out)])
+    table = out.read_text()
+    assert table in capsys.readouterr().out
+    assert "Moodtape's loop vs the generate loop" in table
+    own = str(cpu_cache_dtype()).removeprefix("torch.")
+    other = "float32" if own == "bfloat16" else "bfloat16"
+    assert f"this CPU's {own} key/value cache vs a {other} one" in table

@@ -162,6 +162,49 @@ def test_fast_mode_keeps_its_cache_in_bfloat16_only_on_cpus_with_amx(monkeypatch
     assert static_decoding.cpu_cache_dtype() == torch.float32
 
 
+def test_an_unknown_cache_type_is_refused_by_name(tiny_model_dir):
+    with pytest.raises(ValueError, match="cpu_cache must be 'float32' or 'bfloat16', got 'int8'"):
+        MusicGenEngine(str(tiny_model_dir), cpu_cache="int8")
+
+
+def scores_fed(engine: MusicGenEngine, request: GenerationSettings, steps: int, fed: list[torch.Tensor]):
+    """The logits of each step of ``request``, sampling its tokens into ``fed``, or feeding those ``fed`` already."""
+    sampler = SeededSampler([request], 4, "cpu")
+    seen: list[torch.Tensor] = []
+    given = len(fed)
+
+    def choose(scores: torch.Tensor, rows: int) -> torch.Tensor:
+        seen.append(scores.clone())
+        if not given:
+            fed.append(sampler.choose(scores, rows))
+        return fed[len(seen) - 1]
+
+    static_decoding.decode(
+        engine._model,
+        inputs_for(engine, [request.prompt]),
+        None,
+        steps,
+        choose,
+        StepWatcher([RowControl(steps)]),
+        sampler.guided,
+        cache_dtype=engine._cpu_cache_dtype(),
+    )
+    return torch.stack(seen)
+
+
+def test_the_two_caches_give_nearly_the_same_logits(tiny_model_dir):
+    """A bfloat16 cache moves the logits by rounding only: fed the same tokens, both caches score them alike."""
+    engines = {}
+    for cache in ("float32", "bfloat16"):
+        engines[cache] = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache)
+        engines[cache].load()
+    tokens: list[torch.Tensor] = []
+    full = scores_fed(engines["float32"], settings(), 20, tokens)
+    half = scores_fed(engines["bfloat16"], settings(), 20, tokens)  # fed the float32 run's tokens
+    assert not torch.equal(full, half)
+    torch.testing.assert_close(half, full, atol=0.02 * full.abs().max().item(), rtol=0)  # measured: 0.4%
+
+
 def test_fast_mode_uses_the_static_loop_and_replays_the_same_audio(tiny_model_dir):
     fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
     assert fast.mode == "fast" and fast.decoding == "static"
@@ -212,13 +255,12 @@ def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
     assert made.audio.shape == (1, 64_000) and np.isfinite(made.audio).all() and made.audio.std() > 1e-4
 
 
-@pytest.mark.parametrize("cache_dtype", [torch.float32, torch.bfloat16], ids=["float32-cache", "bfloat16-cache"])
-def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir, cache_dtype, monkeypatch):
+@pytest.mark.parametrize("cache", ["float32", "bfloat16"])
+def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir, cache):
     """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own.
 
     Both caches a CPU may get (``cpu_cache_dtype``), whichever this machine's is."""
-    monkeypatch.setattr(static_decoding, "cpu_cache_dtype", lambda: cache_dtype)
-    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache)
     takes = fast.generate_takes(settings(negative_prompt="drums"), 3)
     assert [take.batch_size for take in takes] == [3, 3, 3]
     for take in takes:

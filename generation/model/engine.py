@@ -72,6 +72,8 @@ class MusicGenEngine:
     ``decoding`` picks the loop: ``"static"`` (``static_decoding``: a key/value cache allocated once per window,
     a lean step, CUDA graphs on a GPU) or ``"generate"`` (transformers' ``generate``, bit for bit as shipped);
     ``None`` takes the static loop in fast mode and on CUDA, ``generate`` on the exact CPU path.
+    ``cpu_cache`` is fast mode's key/value cache, ``"float32"`` or ``"bfloat16"``; ``None`` picks it for this
+    CPU (``static_decoding.cpu_cache_dtype``: bfloat16 only with AMX). The benchmark compares the two.
     Tracks longer than ``window_seconds`` continue ``window_seconds - extend_stride``
     of the last window; an extend continues at most ``prompt_seconds`` of its audio.
     What is not given comes from ``config`` (default: ``ServerConfig.from_env()``).
@@ -86,6 +88,7 @@ class MusicGenEngine:
         device: str | None = None,
         fast: bool | None = None,
         decoding: str | None = None,
+        cpu_cache: str | None = None,
         max_batch: int | None = None,
         window_seconds: float = WINDOW_SECONDS,
         extend_stride: float = EXTEND_STRIDE_SECONDS,
@@ -93,6 +96,8 @@ class MusicGenEngine:
         config: ServerConfig | None = None,
     ):
         check_options(family, decoding, window_seconds, extend_stride)
+        if cpu_cache not in (None, "float32", "bfloat16"):
+            raise ValueError(f"cpu_cache must be 'float32' or 'bfloat16', got {cpu_cache!r}")
         if prompt_seconds is None:  # the same share of a window as 20 s of 30 s, at most 20 s
             prompt_seconds = min(AUDIO_PROMPT_SECONDS, window_seconds * AUDIO_PROMPT_SECONDS / WINDOW_SECONDS)
         if not 0 < prompt_seconds < window_seconds:
@@ -106,6 +111,7 @@ class MusicGenEngine:
         self.prompt_seconds = prompt_seconds  # an extend continues at most this much of the given audio
         self._device = device or self.config.device
         self._decoding = decoding
+        self.cpu_cache = cpu_cache
         self._graphs: Any = None  # CUDA graphs of the decoding step, captured per bucket on first use
         self._model: Any = None
         self._processor: Any = None
@@ -543,10 +549,17 @@ class MusicGenEngine:
             sampler.choose,
             watcher,
             sampler.guided,
-            cache_dtype=static_decoding.cpu_cache_dtype() if self.mode == "fast" else self._model.decoder.dtype,
+            cache_dtype=self._cpu_cache_dtype() if self.mode == "fast" else self._model.decoder.dtype,
             graphs=graphs,
             per_request=self.mode == "fast",  # int8 matmuls: a request's values must not depend on its batch
         )
+
+    def _cpu_cache_dtype(self) -> Any:
+        import torch
+
+        from . import static_decoding
+
+        return static_decoding.cpu_cache_dtype() if self.cpu_cache is None else getattr(torch, self.cpu_cache)
 
     def _result(self, job: Job, audio, codes, taken: float, batch_size: int, windows: int) -> GeneratedAudio:
         """The request's answer from its decoded ``audio`` (an extend's lead-in first) and its new ``codes``."""
