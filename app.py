@@ -354,7 +354,7 @@ def _history_label(recipe: dict[str, Any]) -> str:
 def studio_status(studio: Studio) -> str:
     """The models in a line: each one's name, whether it is ready, and fast CPU mode where it is on."""
     try:
-        default = studio.models.pick(None, melody=False)
+        default = studio.default_model
     except MoodtapeError as e:
         return f"Model unavailable: {e}"
     parts = []
@@ -374,7 +374,7 @@ def studio_status(studio: Studio) -> str:
 def default_model_loaded(studio: Studio) -> bool:
     """Whether the model a text-only request gets is in memory (the status stops refreshing then)."""
     try:
-        return studio.models.engine(studio.models.pick(None, melody=False)).loaded
+        return studio.engine.loaded
     except MoodtapeError:
         return True  # nothing will change by itself: the status says why
 
@@ -468,10 +468,8 @@ def _inputs_column(studio: Studio) -> PageInputs:
         place("prompt")
         place("preset", choices=studio.presets.choices(include_none=True))
         preset_info = gr.Markdown(elem_id="preset-info")
-        if len(studio.models.names) > 1:
-            place("model", choices=studio.models.choices())
-        else:  # nothing to pick: the input still exists, for the request, but the page does not show it
-            place("model", choices=studio.models.choices(), visible=False)
+        # With one model there is nothing to pick: the input still exists, for the request, but is not shown
+        place("model", choices=studio.models.choices(), visible=len(studio.models.names) > 1)
         place("melody")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
@@ -768,7 +766,7 @@ def _preload(studio: Studio) -> None:
     ("cannot import name 'AutoProcessor' from 'transformers'", seen in 3 of 4 test runs when run together).
     """
     try:
-        studio.models.acquire(studio.models.pick(None, melody=False))
+        studio.models.acquire(studio.default_model)
     except MoodtapeError as e:
         log.error("%s", e)  # requests will show the same message until the model can be loaded
     studio.warm_up()  # so the first track does not pay for the finishing steps' imports

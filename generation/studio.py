@@ -236,9 +236,14 @@ class Studio:
         tempo_module.warm_up()
 
     @property
+    def default_model(self) -> str:
+        """The name of the model a text-only request gets when it names none."""
+        return self.models.pick(None, melody=False)
+
+    @property
     def engine(self) -> MusicGenEngine:
         """The engine of the model a text-only request gets when it names none."""
-        return self.models.engine(self.models.pick(None, melody=False))
+        return self.models.engine(self.default_model)
 
     @property
     def melody_engine(self) -> MusicGenEngine:
