@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 import torch
 
 from generation.errors import GenerationCancelled
-from generation.model.decoding import DECODE_PIECE_FRAMES, decode_all, decode_range
+from generation.model.decoding import CONV_CHUNK_FRAMES, DECODE_PIECE_FRAMES, decode_all, decode_range, decode_whole
 from generation.model.engine import MusicGenEngine
 from generation.settings import GenerationSettings
 from tests.batching import run_together
@@ -167,6 +168,17 @@ def test_decoding_in_pieces_matches_decoding_at_once(engine):
     np.testing.assert_allclose(pieces, whole[:, : pieces.shape[-1]], atol=1e-4)
     middle = decode_range(codec, codes, 100, 200)
     np.testing.assert_allclose(middle, whole[:, 100 * 640 : 200 * 640], atol=1e-4)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 2.0, 4.7])  # less than a chunk, exactly one, two and a part
+def test_decoding_the_last_layers_in_chunks_gives_the_whole_decodes_samples(engine, seconds):
+    """Fast mode's codec runs its convolutions ``CONV_CHUNK_FRAMES`` at a time: the same audio up to rounding."""
+    codes = torch.as_tensor(engine.generate(settings(duration=seconds)).codes)
+    assert CONV_CHUNK_FRAMES == 100
+    codec = engine._model.audio_encoder
+    whole, chunked = decode_whole(codec, codes), decode_whole(codec, codes, chunked=True)
+    assert chunked.shape == whole.shape == (1, round(seconds * RATE))
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
 
 
 def test_fast_mode_stores_the_decoder_as_int8_and_still_makes_music(tiny_model_dir):

@@ -392,7 +392,8 @@ class MusicGenEngine:
 
         codec, channels = self._model.audio_encoder, self._audio_channels
         if start == 0 and codes.shape[-1] <= self._window_frames:
-            return decode_whole(codec, codes, channels)  # as generate decodes one request: the same audio as ever
+            # as generate decodes one request (fast mode: its last layers chunk by chunk, the same up to rounding)
+            return decode_whole(codec, codes, channels, chunked=self.mode == "fast")
         new = decode_all(codec, codes, channels, start)
         if start == 0:
             return new
