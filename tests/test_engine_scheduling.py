@@ -179,6 +179,9 @@ def test_decoding_the_last_layers_in_chunks_gives_the_whole_decodes_samples(engi
     whole, chunked = decode_whole(codec, codes), decode_whole(codec, codes, chunked=True)
     assert chunked.shape == whole.shape == (1, round(seconds * RATE))
     np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+    end = codes.shape[-1] - 10
+    part, chunked_part = decode_range(codec, codes, 10, end), decode_range(codec, codes, 10, end, chunked=True)
+    np.testing.assert_allclose(chunked_part, part, rtol=0, atol=1e-6 * np.abs(part).max())
 
 
 def test_fast_mode_stores_the_decoder_as_int8_and_still_makes_music(tiny_model_dir):

@@ -25,10 +25,13 @@ DECODE_PIECE_FRAMES = 500  # long sequences are decoded 10 s at a time
 CONV_CHUNK_FRAMES = 100  # fast mode: the convolutions after the recurrent layer run 2 s of frames at a time
 
 
-def decode_range(codec: Any, codes: torch.Tensor, start: int, end: int, channels: int = 1) -> np.ndarray:
+def decode_range(
+    codec: Any, codes: torch.Tensor, start: int, end: int, channels: int = 1, chunked: bool = False
+) -> np.ndarray:
     """Audio ``[channels, samples]`` for code frames ``start:end`` of ``codes`` ``[codebooks*channels, frames]``.
 
     Uses up to ``LEFT_CONTEXT_FRAMES`` before ``start`` and ``RIGHT_MARGIN_FRAMES`` after ``end`` when they exist.
+    ``chunked``: as ``decode_whole``'s.
     """
     total = codes.shape[-1]
     if not 0 <= start < end <= total:
@@ -38,21 +41,20 @@ def decode_range(codec: Any, codes: torch.Tensor, start: int, end: int, channels
     outputs = []
     for channel in range(channels):
         rows = codes[channel::channels] if channels > 1 else codes
-        with torch.inference_mode():
-            # The class's decode: while a long track's window generates, the engine turns the instance's off
-            audio = type(codec).decode(codec, rows[None, None, :, lo:hi], audio_scales=[None]).audio_values
+        audio = _decode_rows(codec, rows[:, lo:hi], chunked)
         outputs.append(audio[0, 0, (start - lo) * hop : (end - lo) * hop].float().cpu().numpy())
     return np.stack(outputs).astype(np.float32)
 
 
-def decode_all(codec: Any, codes: torch.Tensor, channels: int = 1, start: int = 0) -> np.ndarray:
+def decode_all(codec: Any, codes: torch.Tensor, channels: int = 1, start: int = 0, chunked: bool = False) -> np.ndarray:
     """Audio for frames ``start:`` of ``codes``, decoded ``DECODE_PIECE_FRAMES`` at a time (bounded memory).
 
     An extend passes ``start`` past its audio prompt: the new audio is decoded with the prompt as context.
+    ``chunked``: as ``decode_whole``'s.
     """
     total = codes.shape[-1]
     pieces = [
-        decode_range(codec, codes, piece, min(total, piece + DECODE_PIECE_FRAMES), channels)
+        decode_range(codec, codes, piece, min(total, piece + DECODE_PIECE_FRAMES), channels, chunked)
         for piece in range(start, total, DECODE_PIECE_FRAMES)
     ]
     return np.concatenate(pieces, axis=-1)
@@ -69,13 +71,17 @@ def decode_whole(codec: Any, codes: torch.Tensor, channels: int = 1, chunked: bo
     outputs = []
     for channel in range(channels):
         rows = codes[channel::channels] if channels > 1 else codes
-        with torch.inference_mode():
-            if chunked:
-                audio = _decode_in_chunks(codec, rows)
-            else:
-                audio = type(codec).decode(codec, rows[None, None], audio_scales=[None]).audio_values
-        outputs.append(audio[0, 0].float().cpu().numpy())
+        outputs.append(_decode_rows(codec, rows, chunked)[0, 0].float().cpu().numpy())
     return np.stack(outputs).astype(np.float32)
+
+
+def _decode_rows(codec: Any, rows: torch.Tensor, chunked: bool) -> torch.Tensor:
+    """Audio ``[1, 1, samples]`` for one channel's codes ``[codebooks, frames]``."""
+    with torch.inference_mode():
+        if chunked:
+            return _decode_in_chunks(codec, rows)
+        # The class's decode: while a long track's window generates, the engine turns the instance's off
+        return type(codec).decode(codec, rows[None, None], audio_scales=[None]).audio_values
 
 
 def _decode_in_chunks(codec: Any, rows: torch.Tensor) -> torch.Tensor:

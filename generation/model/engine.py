@@ -391,13 +391,14 @@ class MusicGenEngine:
         from .decoding import decode_all, decode_range, decode_whole
 
         codec, channels = self._model.audio_encoder, self._audio_channels
+        chunked = self.mode == "fast"  # the codec's last layers chunk by chunk: the same audio up to rounding
         if start == 0 and codes.shape[-1] <= self._window_frames:
-            # as generate decodes one request (fast mode: its last layers chunk by chunk, the same up to rounding)
-            return decode_whole(codec, codes, channels, chunked=self.mode == "fast")
-        new = decode_all(codec, codes, channels, start)
+            return decode_whole(codec, codes, channels, chunked)  # as generate decodes one request
+        new = decode_all(codec, codes, channels, start, chunked)
         if start == 0:
             return new
-        return np.concatenate([decode_range(codec, codes, max(0, start - LEAD_IN_FRAMES), start, channels), new], -1)
+        lead_in = decode_range(codec, codes, max(0, start - LEAD_IN_FRAMES), start, channels, chunked)
+        return np.concatenate([lead_in, new], -1)
 
     def _plan(self, job: Job) -> list[int]:
         """New frames per window: the first fills the window after any audio prompt, the rest a stride each."""
