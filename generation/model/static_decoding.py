@@ -173,8 +173,7 @@ class Stepper:
     ):
         decoder = model.decoder
         inner = decoder.model.decoder
-        self.layers = list(inner.layers)
-        self.plan = [_Layer.of(layer) for layer in self.layers]
+        self.plan = [_Layer.of(layer) for layer in inner.layers]
         self.embed = list(inner.embed_tokens)
         if inner.embed_positions.weights.shape[0] < capacity:
             inner.embed_positions.make_weights(capacity, inner.embed_positions.embedding_dim)
@@ -195,9 +194,9 @@ class Stepper:
         shape = (rows2, heads, capacity, dim)
         # empty, not zeros: ``load`` fills the prefill's positions and the static form zeroes the rest; the dynamic
         # form reads only positions it wrote (zeroing a 10 s window's 200 MB took 0.2 s)
-        self.keys = [torch.empty(shape, dtype=cache_dtype, device=device) for _ in self.layers]
-        self.values = [torch.empty(shape, dtype=cache_dtype, device=device) for _ in self.layers]
-        self.cross = hasattr(self.layers[0], "encoder_attn")
+        self.keys = [torch.empty(shape, dtype=cache_dtype, device=device) for _ in self.plan]
+        self.values = [torch.empty(shape, dtype=cache_dtype, device=device) for _ in self.plan]
+        self.cross = self.plan[0].cross_q is not None  # MusicGen; MusicGen-Melody reads its text as a prefix
         self.cross_keys: list[torch.Tensor] | None = None
         self.cross_values: list[torch.Tensor] | None = None
         self.cross_mask: torch.Tensor | None = None
@@ -208,8 +207,8 @@ class Stepper:
         self.arange = torch.arange(capacity, device=device)
         if static and self.cross:
             cross_shape = (rows2, heads, cross_length, dim)
-            self.cross_keys = [torch.zeros(cross_shape, dtype=dtype, device=device) for _ in self.layers]
-            self.cross_values = [torch.zeros(cross_shape, dtype=dtype, device=device) for _ in self.layers]
+            self.cross_keys = [torch.zeros(cross_shape, dtype=dtype, device=device) for _ in self.plan]
+            self.cross_values = [torch.zeros(cross_shape, dtype=dtype, device=device) for _ in self.plan]
             self.cross_mask = torch.zeros((rows2, 1, 1, cross_length), dtype=dtype, device=device)
 
     def load(self, prefill: Prefill) -> None:
@@ -301,7 +300,7 @@ class Stepper:
             hidden = mm(layer.out, attended.to(hidden.dtype) if convert else attended).add_(hidden)
 
             # Cross-attention on the text
-            if layer.cross_q is not None:
+            if self.cross:
                 assert self.cross_keys is not None and self.cross_values is not None
                 x = F.layer_norm(hidden, *layer.cross_norm)
                 query = _heads(mm(layer.cross_q, x), heads)
