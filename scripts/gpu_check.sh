@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one go (GPU time is scarce): the tests touching the GPU path, then the
-# GPU benchmark, which writes benchmarks/results-cuda.md. About 5 to 8 minutes on an H100/H200-class GPU.
+# GPU benchmark, which writes benchmarks/results-cuda.md ($OUT/results-cuda.md where $OUT is set). About 5 to 8 minutes on an H100/H200-class GPU.
 # Extra arguments go to the benchmark, e.g. `bash scripts/gpu_check.sh --short-clip 2`.
 # On a lent machine, where nothing can be fetched: run `bash scripts/gpu_wheels.sh` here first and carry `.whl`.
 set -euo pipefail
@@ -21,5 +21,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu_path.py tests/test_static_decoding.py
 
 # 2. The GPU table: plain transformers vs Moodtape's GPU path on the same GPU
-"$PY" -m benchmarks.bench --device cuda -v "$@"
-echo "Table written to benchmarks/results-cuda.md"
+# (on a lent machine $OUT is the folder that comes back; progress lines print each figure as it is measured)
+table="${OUT:-benchmarks}/results-cuda.md"
+"$PY" -m benchmarks.bench --device cuda -v --out "$table" "$@"
+echo "Table written to $table"
