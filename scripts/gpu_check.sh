@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one go (GPU time is scarce): the tests touching the GPU path, then the
-# GPU benchmark, which writes benchmarks/results-cuda.md ($OUT/results-cuda.md where $OUT is set). About 5 to 8 minutes on an H100/H200-class GPU.
+# GPU benchmark, which writes benchmarks/results-cuda.md ($OUT/results-cuda.md where $OUT is set).
+# About 5 to 8 minutes on an H100/H200-class GPU (an estimate: never run on one yet).
 # Extra arguments go to the benchmark, e.g. `bash scripts/gpu_check.sh --short-clip 2`.
 # On a lent machine, where nothing can be fetched: run `bash scripts/gpu_wheels.sh` here first and carry `.whl`.
 set -euo pipefail
