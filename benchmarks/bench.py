@@ -605,7 +605,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
     # 1. Text: musicgen-small on the exact path
     say("building musicgen-small (random weights)...")
-    model, processor = on_model_thread(build, "text", args.tiny)  # the first thread to use torch runs fastest
+    model, processor = on_model_thread(build, "text", args.tiny)  # one OpenMP team: see model_thread.py
     windows = {"window_seconds": args.window, "extend_stride": args.stride}  # for tracks longer than one window
     exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu", **windows)
     rows, plain = exact_rows(model, processor, exact, args, say)

@@ -29,6 +29,7 @@ import numpy as np
 from ..config import ServerConfig
 from ..errors import GenerationCancelled, InvalidInputError, ModelLoadError
 from ..hub import WeightsUnavailable, hub_host, hub_reachable, is_local, load_failure_message
+from ..model.model_thread import ephemeral_thread
 from .arrays import check_audio
 
 DEFAULT_STEMS_MODEL = "htdemucs"
@@ -88,6 +89,7 @@ class StemSeparator:
         self.load()
         return int(self._model.samplerate)
 
+    @ephemeral_thread  # torch work on a request thread: see model_thread.py
     def load(self) -> None:
         """Load the model once; safe to call from many threads. Raises ``ModelLoadError``."""
         if self._model is not None:
@@ -105,6 +107,7 @@ class StemSeparator:
         with self._load_lock, self._separate_lock:
             self._model = None
 
+    @ephemeral_thread
     def separate(
         self,
         audio: np.ndarray,

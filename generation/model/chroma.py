@@ -31,6 +31,7 @@ import torch
 
 from ..audio.arrays import resample
 from ..errors import InvalidInputError, ModelLoadError
+from .model_thread import ephemeral_thread
 from .types import MAX_PROMPT_TOKENS, Melody
 
 SAMPLING_RATE = 32_000  # Hz, MusicGen-Melody's audio rate
@@ -45,7 +46,11 @@ EXTRACTOR_TYPE = "MusicgenMelodyFeatureExtractor"  # feature_extractor_type in a
 
 @dataclass(frozen=True)
 class ChromaExtractor:
-    """MusicGen-Melody's chroma features, computed with ``torch.stft``; settings match the checkpoint's JSON."""
+    """MusicGen-Melody's chroma features, computed with ``torch.stft``; settings match the checkpoint's JSON.
+
+    Called from a request thread (a hum's checks and picture), its torch work runs on a thread that ends with the
+    call, so no OpenMP team outlives it to slow the model thread down (``model_thread.py``).
+    """
 
     sampling_rate: int = SAMPLING_RATE  # Hz the waveforms must be at (others are resampled)
     n_fft: int = N_FFT  # FFT size, also the Hann window length
@@ -96,6 +101,7 @@ class ChromaExtractor:
         """Chroma frames the extractor gives for a waveform of ``num_samples``."""
         return 1 + max(min(num_samples, self.n_samples), self.n_fft) // self.hop_length
 
+    @ephemeral_thread
     def __call__(self, audio: Any, sampling_rate: int) -> torch.Tensor:
         """One-hot chroma ``[batch, frames, num_chroma]`` (float32), ready for ``generate(input_features=...)``.
 
@@ -107,6 +113,7 @@ class ChromaExtractor:
         one_hot.scatter_(-1, chroma.argmax(-1, keepdim=True), 1.0)
         return one_hot
 
+    @ephemeral_thread
     def chroma_energy(self, samples: np.ndarray, sampling_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame pitch-class energy of one waveform before the one-hot step.
 
@@ -120,6 +127,7 @@ class ChromaExtractor:
         normalised = torch.nn.functional.normalize(raw, p=float("inf"), dim=0, eps=NORM_EPS)
         return normalised.T.numpy(), raw.max(dim=0).values.numpy()
 
+    @ephemeral_thread
     def spectrogram(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Power spectrogram ``[batch, n_fft // 2 + 1, frames]`` with torchaudio's ``normalized=True`` scaling."""
         window = _hann_window(self.n_fft)

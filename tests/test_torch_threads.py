@@ -1,0 +1,114 @@
+"""Where torch work runs: request threads leave no OpenMP team behind to slow the model thread's decoding.
+
+A live thread that has run torch's parallel operations keeps OpenMP worker threads; with two teams on 2 cores
+every small operation of a decoding step waits for a sleeping worker (see ``generation/model/model_thread.py``).
+These tests count the process's threads that Python did not start, so they hold on any machine speed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import torch
+
+from generation.model.model_thread import ephemeral_thread, on_ephemeral_thread, on_model_thread
+from generation.studio import TrackRequest
+from tests.audio_factory import hum, with_silence, write_audio
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
+
+
+def native_threads() -> int:
+    """Threads of this process that Python did not start (OpenMP's workers among them)."""
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+
+
+def settled_native_threads(at_most: int, seconds: float = 10.0) -> int:
+    """``native_threads()`` once it is at most ``at_most``, or after ``seconds``: workers end a little after
+    their thread."""
+    deadline = time.monotonic() + seconds
+    while (count := native_threads()) > at_most and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
+def parallel_work() -> float:
+    """A torch operation large enough to run on an OpenMP team."""
+    return float(torch.ones(1 << 22).mul_(2).sum())
+
+
+def in_a_long_lived_thread(fn, baseline: int) -> int:
+    """Run ``fn`` in a thread that stays alive afterwards, as a web server's worker does; the native threads
+    counted while it is still alive (once they are back to ``baseline``, or after a wait)."""
+    done, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            fn()
+        except BaseException as e:  # reported by the test
+            errors.append(e)
+        done.set()
+        release.wait()
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    done.wait()
+    try:
+        if errors:
+            raise errors[0]
+        return settled_native_threads(at_most=baseline)
+    finally:
+        release.set()
+        thread.join()
+
+
+def baseline_after(warm_up) -> int:
+    """The native threads once the model thread has its team and ``warm_up`` has run on a thread that ended:
+    process-wide pools made on first use (the tokenizer's Rust workers, the BLAS threads) are then counted."""
+    on_model_thread(parallel_work)
+    on_ephemeral_thread(warm_up)
+    return settled_native_threads(at_most=0, seconds=0.5)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: OpenMP starts no worker threads")
+def test_the_count_sees_a_team_that_a_live_thread_keeps():
+    """The check itself: torch work left on a long-lived thread shows as more native threads."""
+    baseline = baseline_after(parallel_work)
+    assert in_a_long_lived_thread(parallel_work, baseline) > baseline
+
+
+def test_a_request_with_a_hum_stems_and_melody_separation_leaves_no_team_behind(studio, tmp_path):
+    """Chroma, Demucs and the hum's checks run on threads that end with them; generation on the model thread."""
+    path = write_audio(
+        tmp_path / "hum", with_silence(hum(("A3", "C#4", "E4"), rate=44_100), 44_100, 0.5, 0.5), 44_100, "wav_16"
+    )
+    request = TrackRequest(
+        prompt="calm piano", melody=str(path), melody_separation=True, stems=True, duration=1, seed=3
+    )
+    made = []
+    baseline = baseline_after(lambda: studio.make_track(request))
+    assert in_a_long_lived_thread(lambda: made.append(studio.make_track(request)), baseline) <= baseline
+    assert made and made[0].recipe.model_id == studio.melody_engine.model_id
+    assert made[0].recipe.melody["separated"] and "zip" in made[0].paths and made[0].melody_description
+
+
+def test_ephemeral_work_returns_its_result_and_raises_its_error():
+    assert on_ephemeral_thread(lambda a, b=0: a + b, 2, b=3) == 5
+
+    def fails() -> None:
+        raise ValueError("the melody is empty")
+
+    with pytest.raises(ValueError, match="the melody is empty"):
+        on_ephemeral_thread(fails)
+
+
+def test_ephemeral_work_runs_in_place_on_the_model_thread_and_when_nested():
+    where = ephemeral_thread(threading.current_thread)
+    model_thread = on_model_thread(threading.current_thread)
+    assert on_model_thread(where) is model_thread
+    outer = on_ephemeral_thread(lambda: (threading.current_thread(), where()))
+    assert outer[0] is outer[1] and outer[0] is not threading.current_thread()
