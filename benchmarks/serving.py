@@ -79,8 +79,16 @@ def deploy_replicas(replicas: int) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    say = print if args.verbose else (lambda *a, **k: None)
+    threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
+    try:
+        return _run(args)
+    finally:  # threads started later in this process (a test session's) take the count back
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    say = print if args.verbose else (lambda *a, **k: None)
     with tempfile.TemporaryDirectory(prefix="moodtape-serving-bench-") as tmp:
         # 1. A checkpoint on disk, and the engine in this process
         say("saving the model...")
