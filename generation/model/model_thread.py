@@ -48,11 +48,15 @@ class _ModelThread:
 
     def _serve(self) -> None:
         while True:
-            future, fn, args, kwargs = self._tasks.get()
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as e:  # handed to the waiting caller
-                future.set_exception(e)
+            _settle(*self._tasks.get())
+
+
+def _settle(future: Future, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """Run ``fn`` and put its result, or the error it raised, in ``future`` for the waiting caller."""
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except BaseException as e:  # handed to the waiting caller
+        future.set_exception(e)
 
 
 _MODEL_THREAD = _ModelThread()
@@ -76,10 +80,7 @@ def on_ephemeral_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
     def run() -> None:
         _EPHEMERAL.inside = True  # nested calls run inline
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # handed to the waiting caller
-            future.set_exception(e)
+        _settle(future, fn, args, kwargs)
 
     thread = threading.Thread(target=run, name="moodtape-torch-task", daemon=True)
     thread.start()
