@@ -113,6 +113,10 @@ def _folder(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _folder_or_off(raw: str) -> Path | str:
+    return "off" if raw.lower() == "off" else _folder(raw)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """The server's settings: each field is one environment variable, with its default and why it is that."""
@@ -234,6 +238,20 @@ class ServerConfig:
     output_max_age_h: float = _setting(
         "MOODTAPE_OUTPUT_MAX_AGE_H", 24.0, "a day to come back for a download", _positive, "a positive number of hours"
     )
+    library_dir: Path | str | None = _setting(
+        "MOODTAPE_LIBRARY_DIR",
+        None,
+        "unset keeps every finished track in a per-user data folder, on a Space in its persistent storage (/data)",
+        _folder_or_off,
+        "a folder path, or off",
+    )
+    library_max_mb: float = _setting(
+        "MOODTAPE_LIBRARY_MAX_MB",
+        2048.0,
+        "about 500 tracks of 30 s (WAV and MP3) per person",
+        _positive,
+        "a positive number of megabytes",
+    )
     hub_offline: bool = _setting(
         "HF_HUB_OFFLINE", False, "weights are fetched on first use", _flag, "1 or 0 (also true/false, yes/no, on/off)"
     )
@@ -243,6 +261,13 @@ class ServerConfig:
         "the Hugging Face hub itself",
         _url,
         "an http(s) address such as https://hf-mirror.com",
+    )
+    space_id: str | None = _setting(
+        "SPACE_ID",
+        None,
+        "set by Hugging Face on a Space, never by hand",
+        _text,
+        "a Space's id such as owner/name",
     )
     zero_gpu: bool = _setting(
         "SPACES_ZERO_GPU",
