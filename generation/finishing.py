@@ -102,9 +102,22 @@ def join_extend(original: np.ndarray, lead_in: np.ndarray, new: np.ndarray, rate
     original, lead_in, new = (np.repeat(a, channels // a.shape[0], axis=0) for a in (original, lead_in, new))
     head = original.copy()
     if fade:
-        ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
-        head[:, -fade:] = original[:, -fade:] * (1 - ramp) + lead_in[:, -fade:] * ramp
+        # linear: the two are the same audio (the given and the codec's version of it), so their gains add to 1
+        head[:, -fade:] = crossfade(original[:, -fade:], lead_in[:, -fade:], equal_power=False)
     return np.concatenate([head, new], axis=-1).astype(np.float32)
+
+
+def crossfade(outgoing: np.ndarray, incoming: np.ndarray, *, equal_power: bool = True) -> np.ndarray:
+    """``outgoing`` handing over to ``incoming`` (both ``[channels, samples]``, one shape) over their length.
+
+    The first sample is ``outgoing``'s own, so it joins what came before without a step. Equal-power gains
+    (cosine and sine) keep the level of two unrelated sounds steady; linear ones suit two versions of one sound.
+    """
+    ramp = np.linspace(0.0, 1.0, outgoing.shape[-1], endpoint=False, dtype=np.float32)
+    if equal_power:
+        quarter = ramp * np.float32(np.pi / 2)
+        return (outgoing * np.cos(quarter) + incoming * np.sin(quarter)).astype(np.float32)
+    return (outgoing * (1 - ramp) + incoming * ramp).astype(np.float32)
 
 
 def finish_take(
