@@ -27,10 +27,10 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,15 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class NewEntry:
+    """A finished track to keep: its files (the mix's WAV first, or under "wav"), its recipe, and its parent."""
+
+    files: Mapping[str, str | Path] | Sequence[str | Path]
+    recipe: Recipe
+    parent: str | None = None  # the entry it extends or edits; None finds the one its recipe extended, if any
+
+
+@dataclass(frozen=True)
 class Search:
     """One search of an owner's entries, checked: every field is safe to hand to SQL as a parameter."""
 
@@ -215,41 +224,47 @@ class Library:
     def add(
         self,
         owner: str,
-        files: Mapping[str, str | Path] | Iterable[str | Path],
+        files: Mapping[str, str | Path] | Sequence[str | Path],
         recipe: Recipe,
         *,
         parent: str | None = None,
     ) -> Entry:
-        """Move a finished track's files (the mix's WAV first, or under "wav") into ``owner``'s library.
+        """Move one finished track's files into ``owner``'s library; see ``add_many``."""
+        return self.add_many(owner, [NewEntry(files, recipe, parent)])[0]
 
-        The files are linked or copied into a new entry's folder, which is renamed into place; then the row
-        is inserted; then the originals are removed. ``parent`` defaults to the entry whose WAV the recipe
-        says it extended. Raises ``LibraryFullError`` when the owner's limit would be passed (nothing moves).
+    def add_many(self, owner: str, tracks: Sequence[NewEntry]) -> list[Entry]:
+        """Move finished tracks (a request's takes) into ``owner``'s library together: all of them or none.
+
+        Each track's files are linked or copied into a new entry's folder, which is renamed into place; then
+        the rows are inserted in one transaction; then the originals are removed. A parent left out is the
+        entry whose WAV the recipe says it extended. Raises ``LibraryFullError`` when the owner's limit would
+        be passed; nothing moves then.
         """
-        # 1. Check the owner, the files and the parent
+        # 1. Check the owner, the files and the parents
         owner_key = _owner_key(owner)
-        sources = _ordered_files(files)
-        if parent is not None:
-            parent = check_id(parent)
-        size = sum(path.stat().st_size for path in sources)
-        entry_id = _new_id()
+        sources = [_ordered_files(track.files) for track in tracks]
+        parents = [check_id(track.parent) if track.parent is not None else None for track in tracks]
+        size = sum(path.stat().st_size for files in sources for path in files)
         owner_dir = self.root / TRACKS / owner_key
         owner_dir.mkdir(exist_ok=True)
-        partial, final = owner_dir / f"{PARTIAL_PREFIX}{entry_id}", owner_dir / entry_id
+        with self._lock:
+            parents = [given or self._parent_of(owner, t.recipe) for given, t in zip(parents, tracks, strict=True)]
+        ids = [_new_id() for _ in tracks]
+        now = datetime.now(timezone.utc)
+        created = [(now + timedelta(microseconds=i)).isoformat(timespec="microseconds") for i in range(len(tracks))]
+        partials = [owner_dir / f"{PARTIAL_PREFIX}{entry_id}" for entry_id in ids]
 
-        # 2. Write the files under .partial-<id>, flushed, outside the lock (copies across disks take time)
-        partial.mkdir()
+        # 2. Write each track's files under .partial-<id>, flushed, outside the lock (copies across disks take time)
         try:
-            for source in sources:
-                _link_or_copy(source, partial / source.name)
-            created = datetime.now(timezone.utc).isoformat(timespec="microseconds")  # orders takes of one second
-            with self._lock:
-                parent = parent or self._parent_of(owner, recipe)
-            record = {"owner": owner, "id": entry_id, "created": created, "parent": parent}
-            _write_synced(partial / ENTRY_FILE, json.dumps(record, indent=2))
-            _sync_dir(partial)
+            for partial, files, entry_id, when, parent in zip(partials, sources, ids, created, parents, strict=True):
+                partial.mkdir()
+                for source in files:
+                    _link_or_copy(source, partial / source.name)
+                record = {"owner": owner, "id": entry_id, "created": when, "parent": parent}
+                _write_synced(partial / ENTRY_FILE, json.dumps(record, indent=2))
+                _sync_dir(partial)
 
-            # 3. Within the owner's limit: rename into place, then the row in one transaction
+            # 3. Within the owner's limit: rename into place, then the rows in one transaction
             with self._lock:
                 used = self.used_bytes(owner)
                 if used + size > self.max_bytes:
@@ -257,25 +272,37 @@ class Library:
                         f"Your library is full: {_mb(used)} MB of {self.max_mb:g} MB used, and this track needs "
                         f"{_mb(size)} MB. Delete entries you no longer need to keep new tracks."
                     )
-                os.rename(partial, final)
-                _sync_dir(owner_dir)
-                kept = _in_order([final / source.name for source in sources], final / sources[0].name)
+                finals: list[Path] = []
                 try:
-                    row = self._row(entry_id, owner, created, recipe, kept, size, parent, _sha256(kept[0]))
+                    for partial, entry_id in zip(partials, ids, strict=True):
+                        os.rename(partial, owner_dir / entry_id)
+                        finals.append(owner_dir / entry_id)
+                    _sync_dir(owner_dir)
                     with self._transaction():
-                        self._insert(row)
+                        for final, files, track, when, parent in zip(
+                            finals, sources, tracks, created, parents, strict=True
+                        ):
+                            kept = _in_order([final / source.name for source in files], final / files[0].name)
+                            size_of = sum(path.stat().st_size for path in kept)
+                            wav_sha = _sha256(kept[0])
+                            self._insert(
+                                self._row(final.name, owner, when, track.recipe, kept, size_of, parent, wav_sha)
+                            )
                 except BaseException:
-                    shutil.rmtree(final, ignore_errors=True)
+                    for final in finals:
+                        shutil.rmtree(final, ignore_errors=True)
                     raise
         except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+            for partial in partials:
+                shutil.rmtree(partial, ignore_errors=True)
             raise
 
-        # 4. The originals go: the track now lives only in the library
-        for source in sources:
-            source.unlink(missing_ok=True)
-        _remove_if_empty(sources[0].parent)
-        return self.get(owner, entry_id)
+        # 4. The originals go: the tracks now live only in the library
+        for files in sources:
+            for source in files:
+                source.unlink(missing_ok=True)
+            _remove_if_empty(files[0].parent)
+        return [self.get(owner, entry_id) for entry_id in ids]
 
     def get(self, owner: str, entry_id: str) -> Entry:
         """``owner``'s entry ``entry_id``; the same message for one that does not exist and one of another owner."""

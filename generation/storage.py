@@ -11,6 +11,8 @@ Rules the cleaner keeps, in this order:
 * While the folder is over ``max_bytes``, the oldest remaining entries are removed.
 * Only direct children of ``root`` are ever removed; symbolic links are never followed,
   neither when measuring nor when deleting, and a link directly in ``root`` is left alone.
+* A protected folder (the library, should it be set inside the output folder) is never measured or removed,
+  nor is any entry holding it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class OutputStore:
         self.max_age_seconds = float(max_age_seconds)
         self.min_keep_seconds = float(min_keep_seconds)
         self._cleanup_lock = threading.Lock()
+        self._protected: set[Path] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,6 +107,13 @@ class OutputStore:
                 return folder
             except FileExistsError:
                 continue
+
+    def protect(self, path: str | Path) -> None:
+        """Never remove ``path``, nor an entry of the output folder that holds it."""
+        self._protected.add(Path(path).expanduser().resolve())
+
+    def _is_protected(self, path: Path) -> bool:
+        return any(kept == path or kept.is_relative_to(path) for kept in self._protected)
 
     def cleanup(self, now: float | None = None) -> CleanupReport:
         """Remove entries past the age limit, then the oldest while over the size limit; never young ones."""
@@ -162,6 +172,8 @@ class OutputStore:
         entries = []
         with os.scandir(self.root) as children:
             for child in children:
+                if self._is_protected(Path(child.path)):
+                    continue
                 try:
                     info = child.stat(follow_symlinks=False)
                 except OSError:
@@ -193,7 +205,7 @@ class OutputStore:
 
     def _remove(self, path: Path) -> bool:
         """Delete one direct child of root, never following links; return whether it went."""
-        if path.parent != self.root or path.is_symlink():
+        if path.parent != self.root or path.is_symlink() or self._is_protected(path):
             log.warning("Refusing to remove %s: not a plain entry of %s", path, self.root)
             return False
         try:

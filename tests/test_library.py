@@ -14,7 +14,16 @@ from generation import library as library_module
 from generation.audio.export import PARTIAL_PREFIX, export_track, metadata_for
 from generation.config import ServerConfig
 from generation.errors import InvalidInputError
-from generation.library import DB_NAME, ENTRY_FILE, Library, LibraryFullError, Search, check_id, library_location
+from generation.library import (
+    DB_NAME,
+    ENTRY_FILE,
+    Library,
+    LibraryFullError,
+    NewEntry,
+    Search,
+    check_id,
+    library_location,
+)
 from generation.recipe import Recipe
 from generation.settings import GenerationSettings
 
@@ -338,6 +347,19 @@ def test_a_full_library_refuses_a_track_with_a_clear_message_and_moves_nothing(t
     assert library.add(BOB, paths, recipe).owner == BOB, "the limit is per owner"
 
 
+def test_a_requests_takes_are_kept_together_or_not_at_all(tmp_path: Path, outputs: Path):
+    library = Library(tmp_path / "library", max_mb=0.08)  # room for one take, not two
+    takes = [write_track(outputs, "takes", seed=seed) for seed in (1, 2)]
+    with pytest.raises(LibraryFullError):
+        library.add_many(ALICE, [NewEntry(paths, recipe) for paths, recipe in takes])
+    assert library.search(ALICE) == [] and all(p.is_file() for paths, _ in takes for p in paths.values())
+    assert not list((library.root / "tracks").glob("*/*")), "no folder was left behind"
+
+    roomy = Library(tmp_path / "roomy")
+    kept = roomy.add_many(ALICE, [NewEntry(paths, recipe) for paths, recipe in takes])
+    assert [e.seed for e in kept] == [1, 2] and roomy.search(ALICE) == kept[::-1]
+
+
 def test_eight_tracks_kept_at_once_give_eight_rows(library: Library, outputs: Path):
     tracks = [write_track(outputs, f"take {i}", seed=i) for i in range(8)]
     barrier = threading.Barrier(8)
@@ -411,3 +433,17 @@ def test_the_search_benchmark_runs(capsys: pytest.CaptureFixture):
     printed = capsys.readouterr().out
     assert "40 entries of one owner, 48 in all" in printed and "plain LIKE scan" in printed
     assert all(f"| {name} |" in printed for name in SEARCHES)
+
+
+def test_the_output_cleaner_never_touches_a_library_inside_the_output_folder(tmp_path: Path):
+    from generation.storage import OutputStore
+
+    store = OutputStore(tmp_path / "outputs", max_bytes=1, max_age_seconds=1, min_keep_seconds=0)
+    library = Library(tmp_path / "outputs" / "library")
+    entry = keep(library, tmp_path / "outputs", "kept for good")
+    store.protect(library.root)
+    old_job = store.new_job_folder()
+    (old_job / "old.wav").write_bytes(b"x" * 100)
+    report = store.cleanup(now=library_module.time.time() + 3600)
+    assert report.removed == (old_job,)
+    assert entry.wav.is_file() and library.search(ALICE) == [entry]
