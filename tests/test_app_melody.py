@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
+import httpx
 import pytest
 import soundfile as sf
 from gradio_client import handle_file
@@ -84,3 +88,38 @@ def test_silent_and_too_short_hums_are_refused(client, tmp_path):
     short = write_audio(tmp_path / "short", hum(("A4",), note_seconds=0.4, rate=44_100), 44_100, "wav_16")
     with pytest.raises(AppError, match="(?i)short"):
         client.predict(prompt="x", melody=handle_file(str(short)), duration=1, api_name="/generate")
+
+
+def run_page_event(url: str, config: dict, dependency: int) -> list:
+    """Run one of the page's own (private) events as the browser does: join the queue, read the answer's stream."""
+    session = uuid.uuid4().hex
+    trigger_id = config["dependencies"][dependency]["targets"][0][0]
+    join = {"data": [], "fn_index": dependency, "session_hash": session, "trigger_id": trigger_id, "event_data": None}
+    httpx.post(f"{url}gradio_api/queue/join", json=join, timeout=30).raise_for_status()
+    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}, timeout=60) as stream:
+        for line in stream.iter_lines():
+            message = json.loads(line[len("data:") :]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_completed":
+                assert message["success"], message
+                return message["output"]["data"]
+    raise AssertionError("the event's stream ended without an answer")
+
+
+def test_the_status_line_follows_the_models_after_each_request_and_on_a_timer(client, live_server, hum_files):
+    config = httpx.get(f"{live_server.url}config", timeout=30).json()
+    ids = {c["id"]: c for c in config["components"]}
+    status = next(i for i, c in ids.items() if c["props"].get("elem_id") == "model-status")
+    updates = {i: d for i, d in enumerate(config["dependencies"]) if status in d["outputs"]}
+    # It is refreshed when the page loads, on a timer that never stops, and after each of the page's requests.
+    triggers = sorted(d["targets"][0][1] for d in updates.values())
+    assert triggers == ["load", "then", "then", "then", "tick"]
+    timer = next(ids[d["targets"][0][0]] for d in updates.values() if d["targets"][0][1] == "tick")
+    assert timer["props"]["active"] and all(timer["id"] not in d["outputs"] for d in config["dependencies"])
+    followed = {u["trigger_after"] for u in updates.values()}
+    page_requests = {d["api_name"] for d in config["dependencies"] if d["id"] in followed}
+    assert page_requests == {"ui_generate_click", "ui_generate_submit", "ui_extend_click"}
+
+    client.predict(prompt="", melody=handle_file(str(hum_files["wav_16"])), duration=1, api_name="/generate")
+    tick = next(i for i, d in updates.items() if d["targets"][0][1] == "tick")
+    (line,) = run_page_event(live_server.url, config, tick)
+    assert "melody ready" in line, line

@@ -1,0 +1,282 @@
+"""The API's endpoints and their parameters, described once: the app and the command line are both built from them.
+
+Each ``Endpoint`` names its parameters in the order API clients send them; each ``Parameter`` says what it is
+called, what it holds (``kind``), its help text, the value the page starts with, the ``TrackRequest`` field it
+fills and whether it must be sent. Nothing here knows Gradio: ``app.py`` gives each parameter a hidden API input
+(by kind) and a page widget (by name); ``python -m generation`` gives each endpoint a subcommand and each
+parameter an option (``top_k`` becomes ``--top-k``; a required one is positional).
+
+What an endpoint answers with (``answers``) decides how it is served:
+
+- ``TRACK``: a track is made (``request_from`` then ``Studio.make_track``); the API returns the seven results of
+  ``/generate``, the command line writes the files to ``-o``.
+- ``LISTING``: ``call(studio, values)`` returns JSON-ready data; the API returns it, the command line prints it.
+
+Adding an endpoint:
+
+1. Declare its parameters below (or reuse ``GENERATE``'s, as ``EXTEND`` does) and add an ``Endpoint`` to
+   ``ENDPOINTS`` with a one-line ``doc``; a new ``TrackRequest`` field goes in ``generation/studio.py``.
+2. A ``TRACK`` or ``LISTING`` endpoint needs nothing more: the API, its hidden inputs and the command line's
+   subcommand follow from the table. A parameter of a new kind needs a hidden input in ``api_wiring.py``
+   (``HIDDEN_BY_KIND``) and a type in ``__main__.py`` (``CLI_TYPES``); one the page shows needs a widget in
+   ``page.py``.
+3. An endpoint that answers with something else (files, pictures) gets a new ``answers`` value, its outputs in
+   ``api_wiring.py`` and its printing in ``__main__.py``.
+
+``tests/test_cli.py`` fails when an API endpoint's parameter has no option on its subcommand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .audio.loops import LOOP_BARS
+from .audio.tempo import MAX_BPM, MIN_BPM
+from .config import AUTO_MODEL
+from .formats import DEFAULT_TARGET_LUFS, EXPORT_RATES, FORMATS
+from .settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION, GenerationSettings
+from .studio import DEFAULT_EXTEND_SECONDS, MAX_EXTEND_SECONDS, MAX_TAKES, MIN_EXTEND_SECONDS, Studio, TrackRequest
+
+# What a parameter holds: how the API receives it and the command line parses it.
+TEXT = "text"
+NUMBER = "number"
+INTEGER = "integer"  # a number the API takes as any number and the command line as a whole one
+FLAG = "flag"
+AUDIO = "audio"  # an uploaded file for the API, a path for the command line
+FORMATS_LIST = "formats"  # "wav,mp3" or ["wav", "mp3"]
+KINDS = (TEXT, NUMBER, INTEGER, FLAG, AUDIO, FORMATS_LIST)
+
+# What an endpoint answers with.
+TRACK = "track"
+LISTING = "listing"
+
+_SETTINGS = GenerationSettings()  # MusicGen's own defaults, which the page starts with
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of the API's endpoints; ``None`` sent or left out means "the preset's or the default"."""
+
+    name: str  # what API clients call it; the command line's option is --name with dashes
+    kind: str  # one of KINDS
+    help: str  # one line for --help and the docs: what it does, its range, what empty means
+    default: Any = None  # the value the page starts with (None: empty)
+    field: str = ""  # the TrackRequest field it fills, when that is not ``name``
+    required: bool = False  # clients must send it: /generate's prompt (empty is fine with a melody), /extend's audio
+    choices: tuple[Any, ...] = ()  # the values it takes, where they are few
+    minimum: float | None = None  # the range the page's slider offers (the studio checks every value)
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Parameter {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def request_field(self) -> str:
+        return self.field or self.name
+
+
+Parameters = tuple[Parameter, ...]  # one endpoint's parameters, in order
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API endpoint: its name (``/name``), what it does, its parameters in order and what it answers with."""
+
+    name: str
+    doc: str  # the API's description of it, and the subcommand's
+    parameters: Parameters = ()
+    answers: str = TRACK  # TRACK or LISTING
+    call: Callable[[Studio, Mapping[str, Any]], Any] | None = None  # a LISTING's answer, from the values by name
+    streams: bool = False  # a TRACK endpoint that first yields its audio in pieces
+    command: str | None = ""  # its subcommand: "" for its own name, another's name to share it, None for none
+
+    def __post_init__(self) -> None:
+        if (self.call is None) == (self.answers == LISTING):
+            raise ValueError(f"Endpoint {self.name!r}: a LISTING endpoint, and only one, has a call")
+
+    @property
+    def subcommand(self) -> str | None:
+        return self.name if self.command == "" else self.command
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+
+def request_from(parameters: Parameters, values: Mapping[str, Any]) -> TrackRequest:
+    """The one place page, API and command-line values (by parameter name) become a request."""
+    return TrackRequest(**{p.request_field: values[p.name] for p in parameters})
+
+
+# -- /generate -----------------------------------------------------------------------------------------------------
+
+GENERATE_PARAMETERS: Parameters = (
+    Parameter("prompt", TEXT, "the mood or style in words (may be empty with a melody)", "", required=True),
+    Parameter("preset", TEXT, "a style preset's id (see the presets list); 'none' for no preset", "none"),
+    Parameter("melody", AUDIO, "a hum or song whose tune to follow (the first 30 s; any common audio format)"),
+    Parameter(
+        "duration",
+        NUMBER,
+        f"seconds of audio, {MIN_DURATION:g} to the server's maximum (default {_SETTINGS.duration:g}, or the preset's)",
+        _SETTINGS.duration,
+        minimum=MIN_DURATION,
+        maximum=MAX_DURATION,
+    ),
+    Parameter("seed", INTEGER, "the random seed; empty or -1 for a random one (the recipe keeps it)", -1),
+    Parameter(
+        "temperature",
+        NUMBER,
+        f"sampling temperature, above 0 to {MAX_TEMPERATURE:g} (default {_SETTINGS.temperature:g})",
+        _SETTINGS.temperature,
+        minimum=0.05,
+        maximum=MAX_TEMPERATURE,
+    ),
+    Parameter(
+        "top_k",
+        INTEGER,
+        f"sample from the k likeliest tokens, 0 to {MAX_TOP_K}; 0 turns it off (default {_SETTINGS.top_k})",
+        _SETTINGS.top_k,
+        minimum=0,
+        maximum=MAX_TOP_K,
+    ),
+    Parameter(
+        "top_p",
+        NUMBER,
+        f"nucleus sampling mass, 0 to 1; 0 turns it off (default {_SETTINGS.top_p:g})",
+        _SETTINGS.top_p,
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Parameter(
+        "guidance",
+        NUMBER,
+        f"classifier-free guidance, 1 to {MAX_GUIDANCE:g}; 1 turns it off (default {_SETTINGS.guidance_scale:g})",
+        _SETTINGS.guidance_scale,
+        field="guidance_scale",
+        minimum=1.0,
+        maximum=MAX_GUIDANCE,
+    ),
+    Parameter("stems", FLAG, "also split the track into drums, bass, other and vocals (takes longer)", False),
+    Parameter(
+        "formats",
+        FORMATS_LIST,
+        f"formats to write besides the 24-bit WAV: {', '.join(FORMATS)}, comma-separated",
+        "wav",
+        choices=FORMATS,
+    ),
+    Parameter(
+        "sample_rate",
+        INTEGER,
+        f"resample the exports to {' or '.join(str(r) for r in EXPORT_RATES)} Hz; 0 keeps the model's 32 kHz",
+        0,
+        choices=(0, *EXPORT_RATES),
+    ),
+    Parameter(
+        "loudness",
+        NUMBER,
+        f"target loudness in LUFS, e.g. -14 (streaming), -16, -23 (broadcast); 0 leaves the level as generated "
+        f"(default {DEFAULT_TARGET_LUFS:g})",
+        DEFAULT_TARGET_LUFS,
+    ),
+    Parameter(
+        "negative_prompt",
+        TEXT,
+        "what to steer away from, e.g. 'vocals, distortion' (needs guidance above 1)",
+        _SETTINGS.negative_prompt,
+    ),
+    Parameter(
+        "variations",
+        INTEGER,
+        f"takes of one idea, 1 to {MAX_TAKES}, made at once with seeds seed, seed+1, ...",
+        1,
+        minimum=1,
+        maximum=MAX_TAKES,
+    ),
+    Parameter(
+        "bpm",
+        NUMBER,
+        f"stretch the track to exactly this tempo, {MIN_BPM} to {MAX_BPM}; empty keeps it as generated",
+        minimum=MIN_BPM,
+        maximum=MAX_BPM,
+    ),
+    Parameter("loop", FLAG, "cut into whole bars that repeat without a click (needs a bpm or a preset's)", False),
+    Parameter(
+        "bars",
+        INTEGER,
+        f"the loop's length in bars: {', '.join(str(b) for b in LOOP_BARS)}; 0 for as many as fit",
+        0,
+        choices=(0, *LOOP_BARS),
+    ),
+    Parameter("model", TEXT, f"a model's name from the models list; '{AUTO_MODEL}' for the server's pick", AUTO_MODEL),
+)
+
+# -- /extend: the track and the seconds to add, then /generate's parameters but those an extend has no use for --------
+
+EXTEND_ONLY_PARAMETERS: Parameters = (
+    Parameter("audio", AUDIO, "the track to continue (any /generate result)", field="extend", required=True),
+    Parameter(
+        "seconds",
+        NUMBER,
+        f"seconds to add, {MIN_EXTEND_SECONDS:g} to {MAX_EXTEND_SECONDS:g} (default {DEFAULT_EXTEND_SECONDS:g})",
+        DEFAULT_EXTEND_SECONDS,
+        field="duration",
+        minimum=MIN_EXTEND_SECONDS,
+        maximum=MAX_EXTEND_SECONDS,
+    ),
+)
+# The file gives the melody and the start; seconds replaces duration; one take; the studio refuses a loop on an extend.
+NOT_FOR_EXTEND = ("melody", "duration", "variations", "loop", "bars")
+EXTEND_PARAMETERS: Parameters = (
+    *EXTEND_ONLY_PARAMETERS,
+    *(
+        # an empty prompt reuses the file's recipe
+        replace(p, required=False, help="the mood or style in words; empty reuses the track's recipe")
+        if p.name == "prompt"
+        else p
+        for p in GENERATE_PARAMETERS
+        if p.name not in NOT_FOR_EXTEND
+    ),
+)
+
+# -- The table -----------------------------------------------------------------------------------------------------
+
+GENERATE = Endpoint(
+    "generate",
+    "Make a track: returns the audio, downloads, recipe, summary, melody picture, picture, stems picture.",
+    GENERATE_PARAMETERS,
+)
+GENERATE_STREAM = Endpoint(
+    "generate_stream",
+    "Like /generate, but first yields the audio in pieces (small WAV files) while it is made.",
+    GENERATE_PARAMETERS,
+    streams=True,
+    command="generate",  # the command line writes files; there is nothing to stream to
+)
+EXTEND = Endpoint(
+    "extend",
+    "Continue a track (audio: a file) by seconds; an empty prompt reuses the file's recipe. "
+    "Returns the same seven results as /generate.",
+    EXTEND_PARAMETERS,
+)
+PRESETS = Endpoint(
+    "presets",
+    "List the style presets: id, name, description, family, tags and settings.",
+    answers=LISTING,
+    call=lambda studio, values: studio.presets.describe(),
+)
+MODELS = Endpoint(
+    "models",
+    "List the models to pick: name, source, kind (text or melody), channels, decoder size, loaded, default.",
+    answers=LISTING,
+    call=lambda studio, values: studio.models.describe(),
+)
+ENDPOINTS: tuple[Endpoint, ...] = (GENERATE, GENERATE_STREAM, EXTEND, PRESETS, MODELS)  # the API's order
+BY_NAME = {e.name: e for e in ENDPOINTS}
+# Each parameter once, by name, as first declared (endpoints share the hidden input of a name they share).
+EVERY_PARAMETER: dict[str, Parameter] = {}
+for _endpoint in ENDPOINTS:
+    for _parameter in _endpoint.parameters:
+        EVERY_PARAMETER.setdefault(_parameter.name, _parameter)

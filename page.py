@@ -1,0 +1,381 @@
+"""The page: its widgets, its parts (inputs, results, takes) and how a runner's updates and the models' state show.
+
+Each API parameter the page shows gets its widget from ``WIDGETS`` (by name, from the parameter's description in
+``generation/endpoints.py``: its default and range); the layout places them. ``app.py`` wires the parts together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from generation.endpoints import EVERY_PARAMETER, GENERATE_PARAMETERS, Parameter
+from generation.errors import MoodtapeError
+from generation.studio import MAX_TAKES, Studio
+from runner import RESULT_COUNT, Finished, InProgress, TrackResults
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLE_INPUTS = ("prompt", "preset", "melody")  # the parameters each example fills
+EXAMPLES = [  # hums made by scripts/make_example_hums.py
+    ["rainy night, mellow piano, slow", "none", None],
+    ["sunrise over the sea, hopeful", "cinematic-orchestral", None],
+    ["late night drive through neon city", "synthwave", None],
+    ["coffee shop on a sunday morning", "jazz-trio", None],
+    ["", "jazz-trio", str(EXAMPLES_DIR / "hum-rising-arpeggio.wav")],
+    ["dreamy, slow", "lofi-hip-hop", str(EXAMPLES_DIR / "hum-lullaby.ogg")],
+    ["", "epic-metal", str(EXAMPLES_DIR / "hum-minor-riff.flac")],
+]
+EXAMPLE_LABELS = [
+    "Rainy night, mellow piano",
+    "Hopeful sunrise, orchestral",
+    "Neon night drive, synthwave",
+    "Sunday coffee shop, jazz trio",
+    "Hum: rising arpeggio as a jazz trio",
+    "Hum: lullaby as lo-fi hip-hop",
+    "Hum: minor riff as epic metal",
+]
+MAX_HISTORY = 12  # results kept per browser tab
+INTRO = """# Moodtape
+Describe a mood, pick a style, press **Generate**: a track to play now and a lossless WAV to download.
+Runs [MusicGen](https://huggingface.co/facebook/musicgen-small) (weights CC-BY-NC-4.0); every result is AI-generated.
+"""
+MELODY_HELP = (
+    "With a melody, MusicGen-Melody follows its tune (the first 30 s are used); a hum alone is enough. "
+    "**Style transfer**: upload a song and pick a style (or type one) to hear its melody in that style."
+)
+LOUDNESS_CHOICES = [
+    ("-14 LUFS (streaming)", -14.0),
+    ("-16 LUFS (podcasts, Apple)", -16.0),
+    ("-23 LUFS (broadcast)", -23.0),
+    ("Off (as generated)", 0.0),
+]
+RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz", 48_000)]
+BARS_CHOICES = [("as many as fit", 0), *((str(bars), bars) for bars in EVERY_PARAMETER["bars"].choices if bars)]
+
+
+def _widgets() -> dict[str, Callable[..., gr.Component]]:
+    """The page's input for each parameter it shows, by name; the layout adds what depends on the server."""
+    p = EVERY_PARAMETER  # defaults and ranges come from the parameters' descriptions
+    return {
+        "prompt": partial(
+            gr.Textbox,
+            label="Mood",
+            lines=1,  # with one line, Enter submits and Shift+Enter adds a line; the box grows to max_lines
+            max_lines=6,
+            elem_id="prompt",
+            placeholder="rainy night, mellow piano, slow (Enter to generate, Shift+Enter for a new line)",
+        ),
+        "preset": partial(gr.Dropdown, value=p["preset"].default, label="Style preset", elem_id="preset"),
+        "melody": partial(
+            gr.Audio,
+            sources=["upload", "microphone"],
+            type="filepath",
+            label="Hum a melody, or upload a song to restyle (optional)",
+            elem_id="melody",
+        ),
+        "duration": partial(_slider, p["duration"], step=1, label="Duration (s)", elem_id="duration"),
+        "seed": partial(
+            gr.Number, value=p["seed"].default, precision=0, label="Seed (-1 or empty = random)", elem_id="seed"
+        ),
+        "temperature": partial(_slider, p["temperature"], step=0.05, label="Temperature"),
+        "top_k": partial(_slider, p["top_k"], step=1, label="Top-k (0 = off)"),
+        "top_p": partial(_slider, p["top_p"], step=0.01, label="Top-p (0 = off)"),
+        "guidance": partial(_slider, p["guidance"], step=0.5, label="Classifier-free guidance"),
+        "stems": partial(
+            gr.Checkbox,
+            value=p["stems"].default,
+            label="Split into stems: drums, bass, other, vocals (takes longer)",
+            elem_id="stems",
+        ),
+        "formats": partial(
+            gr.CheckboxGroup,
+            list(p["formats"].choices),
+            value=[p["formats"].default],
+            label="Formats (24-bit WAV is always included)",
+            elem_id="formats",
+        ),
+        "sample_rate": partial(
+            gr.Dropdown, RATE_CHOICES, value=p["sample_rate"].default, label="Sample rate", elem_id="sample-rate"
+        ),
+        "loudness": partial(
+            gr.Dropdown, LOUDNESS_CHOICES, value=p["loudness"].default, label="Loudness", elem_id="loudness"
+        ),
+        "negative_prompt": partial(
+            gr.Textbox,
+            value=p["negative_prompt"].default,
+            lines=1,
+            label="Negative prompt: what to steer away from (vocals, distortion)",
+            elem_id="negative-prompt",
+        ),
+        "variations": partial(_slider, p["variations"], step=1, label="Takes", elem_id="takes"),
+        "bpm": partial(gr.Number, value=p["bpm"].default, label="BPM (empty = as generated)", elem_id="bpm"),
+        "loop": partial(
+            gr.Checkbox,
+            value=p["loop"].default,
+            label="Loop: cut into whole bars that repeat without a click",
+            elem_id="loop",
+        ),
+        "bars": partial(gr.Dropdown, BARS_CHOICES, value=p["bars"].default, label="Bars", elem_id="bars"),
+        "model": partial(gr.Dropdown, value=p["model"].default, label="Model", elem_id="model"),
+        # On the page the track to extend is whatever the main player shows: the latest result, a pick or a take.
+        "seconds": partial(_slider, p["seconds"], step=1, label="Seconds to add", elem_id="extend-seconds"),
+    }
+
+
+def _slider(parameter: Parameter, maximum: float | None = None, **options: Any) -> gr.Slider:
+    """A slider over the parameter's range (or up to the server's ``maximum``), starting at its default."""
+    return gr.Slider(parameter.minimum, maximum or parameter.maximum, value=parameter.default, **options)
+
+
+WIDGETS = _widgets()
+
+SHOWN_COUNT = RESULT_COUNT + 1  # what ``shown`` fills: the result panels and the loop preview
+TAKES_SHOWN_COUNT = 2 + 2 * MAX_TAKES  # what ``takes_shown`` fills: the takes, their row, a column and player each
+
+
+def page_outputs(update: InProgress | Finished, history: list[TrackResults]) -> tuple[Any, ...]:
+    """One update as the page's outputs: preview player, the result and its takes, this tab's history."""
+    if isinstance(update, InProgress):
+        piece = gr.skip() if update.piece is None else update.piece
+        return (piece, *(gr.skip(),) * (SHOWN_COUNT + TAKES_SHOWN_COUNT + 2))
+    results = update.results
+    return (gr.skip(), *shown(results), *takes_shown(results.takes), *history_shown(history))
+
+
+def shown(results: TrackResults) -> tuple[Any, ...]:
+    """Results for the page's panels and loop preview: what has nothing to show is hidden."""
+    pictures = (results.melody_picture, results.picture, results.stems_picture)
+    visible = [gr.update(value=p, visible=p is not None) for p in pictures]
+    loop = bool((results.recipe.get("tempo") or {}).get("loop"))
+    loop_preview = gr.update(value=results.audio if loop else None, visible=loop)
+    return (results.audio, results.downloads, results.recipe, results.summary, *visible, loop_preview)
+
+
+def takes_shown(takes: tuple[TrackResults, ...]) -> tuple[Any, ...]:
+    """The takes row: a player per take, side by side, labelled with its seed; hidden for a single take."""
+    players = [
+        gr.update(value=take.audio, label=f"Take {i + 1} · seed {take.recipe['settings']['seed']}")
+        for i, take in enumerate(takes)
+    ]
+    players += [gr.update(value=None)] * (MAX_TAKES - len(takes))
+    columns = [gr.update(visible=i < len(takes)) for i in range(MAX_TAKES)]
+    return (list(takes), gr.update(visible=len(takes) > 1), *columns, *players)
+
+
+def history_shown(history: list[TrackResults]) -> tuple[Any, ...]:
+    """This tab's results and their dropdown, with the newest picked."""
+    return (history, gr.update(choices=history_choices(history), value=0))
+
+
+def history_choices(history: list[TrackResults]) -> list[tuple[str, int]]:
+    """Dropdown labels for the results of this tab, newest first: title, seed and length."""
+    return [(_history_label(results.recipe), index) for index, results in enumerate(history)]
+
+
+def _history_label(recipe: dict[str, Any]) -> str:
+    title = recipe.get("mood") or recipe["settings"]["prompt"][:40] or (recipe.get("melody") or {}).get("file", "")
+    preset = f" · {recipe['preset']}" if recipe.get("preset") else ""
+    return f"{title or 'untitled'}{preset} · seed {recipe['settings']['seed']} · {recipe['audio_seconds']:g} s"
+
+
+def studio_status(studio: Studio) -> str:
+    """The models in a line: each one's name, whether it is ready, and fast CPU mode where it is on."""
+    try:
+        default = studio.default_model
+    except MoodtapeError as e:
+        return f"Model unavailable: {e}"
+    parts = []
+    for name in studio.models.names:
+        engine = studio.models.engine(name) if name == default else studio.models.made(name)
+        if engine is None or not engine.loaded:
+            state = "loading in the background (your first track waits for it)" if name == default else "not loaded"
+        else:
+            state = "ready" + (
+                " · fast CPU mode (int8; MOODTAPE_FAST_CPU=0 for the exact path)" if engine.mode == "fast" else ""
+            )
+        label = Path(engine.model_id).name if engine is not None and len(studio.models.names) == 1 else name
+        parts.append(f"{label} {state}")
+    return ("Model " if len(parts) == 1 else "Models: ") + ", ".join(parts)
+
+
+def use_track_as_melody(path: str | None) -> Any:
+    """The finished track becomes the melody of the next one."""
+    if not path:
+        gr.Warning("Make a track first: then it can be the melody of the next one.")
+        return gr.skip()
+    return path
+
+
+# -- The page's parts ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """The left column: an input per /generate parameter, the preset's description and the buttons."""
+
+    values: dict[str, gr.Component]  # by API parameter name, in /generate's order
+    preset_info: gr.Markdown
+    generate: gr.Button
+    stop: gr.Button
+
+
+@dataclass(frozen=True)
+class TakePanels:
+    """A result's takes side by side: a player and a "Pick take N" button each; hidden for a single take."""
+
+    in_view: gr.State  # the takes shown, as TrackResults, take 1 first
+    row: gr.Row
+    columns: list[gr.Column]  # one per take a request may ask for
+    players: list[gr.Audio]
+    picks: list[gr.Button]
+
+    @property
+    def outputs(self) -> list[gr.Component]:
+        """What ``takes_shown`` fills, in its order."""
+        return [self.in_view, self.row, *self.columns, *self.players]
+
+
+@dataclass(frozen=True)
+class ResultPanels:
+    """The right column: the preview player, the result panels, its takes, what to do next, this tab's history."""
+
+    stream_player: gr.Audio
+    panels: list[gr.Component]  # in TrackResults order: player, downloads, recipe, summary, the three pictures
+    loop_preview: gr.Audio  # the same WAV played round and round; shown for a loop
+    takes: TakePanels
+    use_as_melody: gr.Button
+    extend: gr.Button
+    extend_seconds: gr.Slider
+    history: gr.State  # this tab's TrackResults, newest first
+    history_pick: gr.Dropdown
+    status: gr.Markdown
+
+    @property
+    def player(self) -> gr.Component:
+        return self.panels[0]
+
+    @property
+    def result(self) -> list[gr.Component]:
+        """What ``shown`` fills, in its order: the panels and the loop preview."""
+        return [*self.panels, self.loop_preview]
+
+
+def inputs_column(studio: Studio) -> PageInputs:
+    """Mood, style, melody, length, seed and takes; tempo, advanced and export settings folded away; the buttons."""
+    widgets: dict[str, gr.Component] = {}
+
+    def place(name: str, **server_values: Any) -> None:
+        widgets[name] = WIDGETS[name](**server_values)
+
+    with gr.Column(scale=1):
+        place("prompt")
+        place("preset", choices=studio.presets.choices(include_none=True))
+        preset_info = gr.Markdown(elem_id="preset-info")
+        # With one model there is nothing to pick: the input still exists, for the request, but is not shown
+        place("model", choices=studio.models.choices(), visible=len(studio.models.names) > 1)
+        place("melody")
+        gr.Markdown(MELODY_HELP)
+        place("duration", maximum=studio.max_duration)
+        with gr.Row():
+            place("seed")
+            place("variations")
+        with gr.Accordion("Tempo and loop", open=False):
+            place("bpm")
+            with gr.Row():
+                place("loop")
+                place("bars")
+        with gr.Accordion("Advanced", open=False):
+            for name in ("temperature", "top_k", "top_p", "guidance", "negative_prompt"):
+                place(name)
+        with gr.Accordion("Export: stems, formats, loudness", open=False):
+            for name in ("stems", "formats", "sample_rate", "loudness"):
+                place(name)
+        with gr.Row():
+            generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+    return PageInputs({p.name: widgets[p.name] for p in GENERATE_PARAMETERS}, preset_info, generate, stop)
+
+
+def _takes_row() -> TakePanels:
+    """Up to four takes side by side, hidden until a result has more than one."""
+    columns, players, picks = [], [], []
+    with gr.Row(visible=False, elem_id="takes-row") as row:
+        for number in range(1, MAX_TAKES + 1):
+            with gr.Column(visible=False, min_width=120) as column:
+                players.append(
+                    gr.Audio(
+                        label=f"Take {number}",
+                        type="filepath",
+                        interactive=False,
+                        buttons=["download"],
+                        elem_id=f"take-{number}",
+                    )
+                )
+                picks.append(gr.Button(f"Pick take {number}", size="sm", elem_id=f"pick-take-{number}"))
+            columns.append(column)
+    return TakePanels(gr.State([]), row, columns, players, picks)
+
+
+def results_column() -> ResultPanels:
+    """The preview, the track and its takes, downloads, summary, pictures; extend or reuse it; history, recipe."""
+    with gr.Column(scale=1):
+        stream_player = gr.Audio(
+            label="Preview: plays while the track is made",
+            streaming=True,
+            autoplay=True,
+            interactive=False,
+            elem_id="stream-player",
+        )
+        player = gr.Audio(
+            label="Your track (lossless)", type="filepath", interactive=False, buttons=["download"], elem_id="player"
+        )
+        loop_preview = gr.Audio(
+            label="Loop preview (plays looped)",
+            type="filepath",
+            interactive=False,
+            loop=True,
+            visible=False,
+            elem_id="loop-preview",
+        )
+        takes = _takes_row()
+        downloads = gr.File(
+            label="Downloads: lossless WAV (24-bit) and recipe",
+            file_count="multiple",
+            interactive=False,
+            elem_id="downloads",
+        )
+        summary = gr.Markdown(label="Summary", show_label=False, elem_id="summary")  # the label names it in the API
+        melody_picture = gr.Image(
+            label="What the model hears: the melody's pitch classes over time",
+            type="numpy",
+            interactive=False,
+            visible=False,
+            elem_id="melody-picture",
+        )
+        picture = gr.Image(label="Waveform and spectrogram", type="numpy", interactive=False, elem_id="picture")
+        stems_picture = gr.Image(label="Stems", type="numpy", interactive=False, visible=False, elem_id="stems-picture")
+        with gr.Row():
+            use_as_melody = gr.Button("Use this track as the melody", size="sm", elem_id="use-as-melody")
+            extend = gr.Button("Extend", size="sm", elem_id="extend")
+        extend_seconds = WIDGETS["seconds"]()
+        history_pick = gr.Dropdown(
+            choices=[],
+            value=None,
+            type="index",
+            label="Results made in this tab (pick one to compare)",
+            elem_id="history",
+        )
+        history = gr.State([])
+        with gr.Accordion("Recipe", open=False):
+            recipe = gr.JSON(label="Recipe", elem_id="recipe")
+        status = gr.Markdown(elem_id="model-status")
+    panels = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
+    return ResultPanels(
+        stream_player, panels, loop_preview, takes, use_as_melody, extend, extend_seconds, history, history_pick, status
+    )
+
