@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from dataclasses import dataclass, field, replace
@@ -14,7 +13,7 @@ from . import melody as melody_module
 from . import presets as presets_module
 from .audio import tempo as tempo_module
 from .audio.arrays import resample
-from .audio.export import RECIPE_SUFFIX, export_stems, export_track, metadata_for, read_metadata
+from .audio.export import export_stems, export_track, metadata_for
 from .audio.loop_marker import mark_loop
 from .audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
 from .audio.pictures import stems_picture, track_picture
@@ -23,6 +22,8 @@ from .audio.uploads import DecodedTrack, LoadedAudio, load_audio, read_track
 from .config import AUTO_MODEL, ServerConfig
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
+from .library import Library, NewEntry
+from .library import embedded_recipe as _embedded_recipe
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MAX_TAKES, MusicGenEngine
@@ -115,6 +116,7 @@ class Track:
     melody_picture: np.ndarray | None = field(default=None, repr=False)  # RGB chroma of the melody followed
     melody_description: str | None = None  # its main notes and likely key, in words
     takes: tuple[Track, ...] = ()  # the request's other takes, when it asked for several
+    library_id: str | None = None  # its entry in the owner's library, once kept there
 
     @property
     def wav_path(self) -> Path:
@@ -204,6 +206,7 @@ class Studio:
         config: ServerConfig | None = None,
         melody_separator: MelodySeparator | None = None,
         models: ModelCatalog | None = None,
+        track_library: Library | None = None,
     ):
         config = config or ServerConfig.from_env()
         self.config = config
@@ -218,6 +221,9 @@ class Studio:
         self.presets = library if library is not None else presets_module.load_presets(config=config)
         self.output_dir = Path(output_dir) if output_dir is not None else config.output_dir
         self.store = OutputStore.from_config(self.output_dir, config)
+        self.track_library = track_library  # where ``keep`` puts finished tracks; None: the library is off
+        if track_library is not None:
+            self.store.protect(track_library.root)  # even when set inside the output folder
         self.max_duration = max_duration or config.max_duration
 
     def warm_up(self) -> None:
@@ -263,6 +269,23 @@ class Studio:
         path = self.store.new_job_folder() / "piece.wav"
         path.write_bytes(wav_bytes)
         return str(path)
+
+    def keep(self, track: Track, owner: str | None, parent: str | None = None) -> Track:
+        """Move a finished track and its takes into ``owner``'s library; the track as it is now lives there.
+
+        Returns it unchanged when the library is off or there is no owner (an anonymous visitor). ``parent`` is
+        the entry it edits (by default the one it extended, found from its recipe). Raises ``LibraryFullError``,
+        moving nothing, when the owner's library has no room for every take.
+        """
+        if self.track_library is None or owner is None:
+            return track
+        takes = (track, *track.takes)
+        entries = self.track_library.add_many(owner, [NewEntry(take.paths, take.recipe, parent) for take in takes])
+        kept = []
+        for take, entry in zip(takes, entries, strict=True):
+            paths = {kind: entry.wav.parent / path.name for kind, path in take.paths.items()}
+            kept.append(replace(take, paths=paths, library_id=entry.id))
+        return replace(kept[0], takes=tuple(kept[1:]))
 
     def settings_for(self, request: TrackRequest, preset: presets_module.Preset | None = None) -> GenerationSettings:
         """Validate a request and merge it with its preset (``preset``, or looked up) into concrete settings."""
@@ -623,19 +646,6 @@ def replay_mode_note(recipe_mode: str, mode: str) -> str:
         f"slightly from the original. To replay it exactly, run with {setting}, or replay it with "
         "`python -m generation --recipe`, which uses the recipe's mode."
     )
-
-
-def _embedded_recipe(path: str | Path) -> Recipe | None:
-    """The Moodtape recipe a file carries (in its tags, or beside it), or None."""
-    path = Path(path)
-    beside = path.with_suffix("").with_suffix(RECIPE_SUFFIX)
-    try:
-        if beside.is_file():
-            return Recipe.load(beside)
-        recipe_json = read_metadata(path).get("recipe_json")
-        return Recipe.from_dict(json.loads(recipe_json)) if recipe_json else None
-    except (InvalidInputError, ValueError):
-        return None  # a file with foreign or broken tags simply has no recipe to reuse
 
 
 def _file_names(recipes: list[Recipe], destination: str | Path | None) -> list[str]:
