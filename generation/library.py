@@ -499,20 +499,27 @@ class Library:
     def _index_folders_without_rows(self) -> None:
         known = {row[0] for row in self._db.execute("SELECT id FROM entries")}
         found = [(key, folder) for key, folder in self._entry_folders() if folder.name not in known]
-        indexed = 0
+        orphans: list[tuple[str, str, Recipe]] = []  # indexed without a parent: looked up once all are in
         with self._transaction():  # one commit for a whole rebuild: 10,000 entries in seconds, not minutes
-            for owner_key, folder in sorted(found, key=lambda item: item[1].name):  # ids start with the time
+            for owner_key, folder in found:
                 try:
-                    self._insert(self._row_of_folder(owner_key, folder))
-                    indexed += 1
+                    row, recipe = self._row_of_folder(owner_key, folder)
+                    self._insert(row)
                 except (InvalidInputError, OSError, ValueError, sqlite3.IntegrityError) as e:
                     log.warning("Library folder %s could not be indexed (%s); leaving it as it is", folder, e)
                     self.notes.append(f"The folder {folder.name} could not be indexed: {e}")
-        if indexed:
-            log.info("Library: indexed %d entries from their files", indexed)
+                    continue
+                if row["parent"] is None:
+                    orphans.append((row["id"], row["owner"], recipe))
+            for entry_id, owner, recipe in orphans:
+                parent = self._parent_of(owner, recipe)
+                if parent is not None and parent != entry_id:
+                    self._db.execute("UPDATE entries SET parent = ? WHERE id = ?", (parent, entry_id))
+        if found:
+            log.info("Library: indexed %d entries from their files", len(found))
 
-    def _row_of_folder(self, owner_key: str, folder: Path) -> dict[str, Any]:
-        """One entry's row again, from its entry.json and the recipe its WAV carries."""
+    def _row_of_folder(self, owner_key: str, folder: Path) -> tuple[dict[str, Any], Recipe]:
+        """One entry's row again, from its entry.json and the recipe its WAV carries; and that recipe."""
         record = _read_record(folder / ENTRY_FILE)
         owner = record.get("owner") or _owner_from_key(owner_key)
         if _owner_key(owner) != owner_key:
@@ -521,9 +528,9 @@ class Library:
         kept = _in_order([p for p in folder.iterdir() if p.is_file() and p.name != ENTRY_FILE], wav)
         created = record.get("created") or recipe.created_at
         parent = record.get("parent")
-        parent = parent if isinstance(parent, str) and ENTRY_ID.fullmatch(parent) else self._parent_of(owner, recipe)
+        parent = parent if isinstance(parent, str) and ENTRY_ID.fullmatch(parent) else None
         size = sum(path.stat().st_size for path in kept)
-        return self._row(folder.name, owner, created, recipe, kept, size, parent, _sha256(wav))
+        return self._row(folder.name, owner, created, recipe, kept, size, parent, _sha256(wav)), recipe
 
     def _insert(self, row: dict[str, Any]) -> None:
         self._db.execute(f"INSERT INTO entries ({', '.join(row)}) VALUES ({_marks(row)})", [*row.values()])
