@@ -447,3 +447,22 @@ def test_the_output_cleaner_never_touches_a_library_inside_the_output_folder(tmp
     report = store.cleanup(now=library_module.time.time() + 3600)
     assert report.removed == (old_job,)
     assert entry.wav.is_file() and library.search(ALICE) == [entry]
+
+
+def test_the_studio_keeps_every_take_and_an_extend_names_its_parent(engine, melody_engine, separator, tmp_path: Path):
+    from generation.studio import Studio, TrackRequest
+
+    library = Library(tmp_path / "library")
+    studio = Studio(
+        engine, output_dir=tmp_path / "outputs", melody_engine=melody_engine, separator=separator, track_library=library
+    )
+    made = studio.make_track(TrackRequest(prompt="rainy night piano", duration=1.0, seed=3, variations=2))
+    kept = studio.keep(made, ALICE)
+    entries = library.search(ALICE)
+    assert {e.id for e in entries} == {kept.library_id, kept.takes[0].library_id}
+    assert all(path.is_file() and path.is_relative_to(library.root) for path in kept.downloads)
+    assert not any(path.exists() for path in made.downloads), "moved out of the output folder"
+
+    longer = studio.keep(studio.make_track(TrackRequest(extend=str(kept.wav_path), duration=1.0)), ALICE)
+    assert library.get(ALICE, longer.library_id).parent == kept.library_id
+    assert studio.keep(made, None) is made, "no owner, nothing kept"
