@@ -23,9 +23,9 @@ from generation.editing.replace import (
     Section,
     check_candidates,
     level_whole,
-    replace_section,
     resolve_section,
     splice,
+    splice_candidates,
 )
 from generation.editing.scoring import OVERLAP_SECONDS, score_candidates
 from generation.errors import InvalidInputError
@@ -91,7 +91,7 @@ def test_the_original_continuation_wins_wherever_it_is_made(song):
     section = resolve_section(4.0, 10.0, SECONDS)
     for true_seed in (7, 8, 9, 10):
         candidates = ContinuationDouble(song, true_seed).candidates(section, 7, 4)
-        replaced = replace_section(song, RATE, section, candidates)
+        replaced = splice_candidates(song, RATE, section, candidates)
         assert replaced[0].seed == true_seed
         scores = [r.score.total for r in replaced]
         assert scores == sorted(scores, reverse=True)
@@ -121,7 +121,7 @@ def test_a_replace_keeps_every_sample_outside_the_section_and_its_crossfades(cha
     original = pattern(BPM, SECONDS, RATE, chords=A_MINOR, channels=channels, seed=channels)
     section = resolve_section(3.3, 9.1, SECONDS)
     candidates = ContinuationDouble(original, 99).candidates(section, 1, 2)
-    for replaced in replace_section(original, RATE, section, candidates):
+    for replaced in splice_candidates(original, RATE, section, candidates):
         assert replaced.audio.shape == original.shape
         assert np.array_equal(outside(replaced.audio, section), outside(original, section))
         start, end = section.samples(RATE)
@@ -155,18 +155,18 @@ def test_crossfades_are_equal_power_and_stay_within_a_quarter_second_of_the_sect
 def test_a_section_may_start_at_zero_or_end_at_the_file_end(song):
     whole = SECONDS
     section = resolve_section(0, 5.0, whole)
-    first = replace_section(song, RATE, section, ContinuationDouble(song, 0).candidates(section, 0, 1))[0]
+    first = splice_candidates(song, RATE, section, ContinuationDouble(song, 0).candidates(section, 0, 1))[0]
     after = 5 * RATE + EDGE
     assert first.audio.shape == song.shape and np.array_equal(first.audio[:, after:], song[:, after:])
     section = resolve_section(12.0, whole, whole)
-    last = replace_section(song, RATE, section, ContinuationDouble(song, 5).candidates(section, 4, 2))
+    last = splice_candidates(song, RATE, section, ContinuationDouble(song, 5).candidates(section, 4, 2))
     assert last[0].score is None and last[0].seed == 4  # nothing after the section: the first made is kept
     assert np.array_equal(last[0].audio[:, : 12 * RATE - EDGE], song[:, : 12 * RATE - EDGE])
 
 
 def test_the_same_candidates_give_the_same_audio_bit_for_bit(song):
     section = resolve_section(2.5, 7.5, SECONDS)
-    runs = [replace_section(song, RATE, section, ContinuationDouble(song, 3).candidates(section, 2, 3)) for _ in "ab"]
+    runs = [splice_candidates(song, RATE, section, ContinuationDouble(song, 3).candidates(section, 2, 3)) for _ in "ab"]
     assert [r.seed for r in runs[0]] == [r.seed for r in runs[1]]
     assert all(np.array_equal(a.audio, b.audio) for a, b in zip(*runs, strict=True))
 
@@ -179,7 +179,7 @@ def test_a_24_bit_wav_keeps_its_integers_outside_the_section(tmp_path):
     track = read_track(first, max_seconds=60)
     section = resolve_section(4.0, 8.0, track.seconds)
     candidates = ContinuationDouble(track.samples, 1).candidates(section, 1, 2)
-    best = replace_section(np.asarray(track.samples), RATE, section, candidates)[0]
+    best = splice_candidates(np.asarray(track.samples), RATE, section, candidates)[0]
     second = export_track(best.audio, RATE, folder=tmp_path, file_name="second", **common)["wav"]
     before, _ = sf.read(first, dtype="int32", always_2d=True)
     after, _ = sf.read(second, dtype="int32", always_2d=True)

@@ -10,6 +10,7 @@ is exactly as long.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,12 @@ from ..audio.loudness import (
     integrated_loudness,
     true_peak_dbtp,
 )
-from ..audio.tempo import BEATS_PER_BAR, TempoReport
+from ..audio.tempo import BEATS_PER_BAR, TempoReport, measure_tempo
+from ..audio.uploads import DecodedTrack
 from ..errors import InvalidInputError, quoted
-from ..finishing import crossfade
+from ..finishing import FinishedTake, crossfade
+from ..model.types import AudioPrompt
+from ..settings import MIN_DURATION, ExportSettings, GenerationSettings
 from .scoring import MIN_SCORED_SECONDS, OVERLAP_SECONDS, Score, score_candidates
 
 MAX_SECTION_SECONDS = 30.0  # the longest section one request replaces: one MusicGen window of new audio
@@ -34,6 +38,64 @@ DEFAULT_CANDIDATES = 2  # two to choose from, for about 1.3x the time of one on 
 CROSSFADE_SECONDS = 0.25  # the longest crossfade at either edge of the section
 END_TOLERANCE_SECONDS = 0.005  # an end this little past the file's end (a rounded length) means its end
 PCM_24_STEP = 2**23  # a 24-bit WAV's sample k reads back (libsndfile) as k / 2**23
+MIN_LEAD_SECONDS = 0.1  # a section starting closer to 0 starts at 0: too little before it to continue or fade
+MARGIN_SECONDS = 0.1  # made past the overlap, so a candidate is never a frame short of it
+
+StemSplitter = Callable[[np.ndarray, int, float], tuple[dict[str, np.ndarray], str | None]]
+
+
+@dataclass(frozen=True)
+class ReplaceRequest:
+    """Raw replace values as a UI or API client sends them; ``None`` means "not given"."""
+
+    audio: str | None = None  # path of the track: a result, a history entry, a take or an upload
+    start: float | str | None = None  # seconds into the file where the section starts
+    end: float | str | None = None  # seconds into the file where it ends
+    prompt: str | None = ""  # empty: the file's embedded recipe gives prompt, preset and model
+    candidates: int | float | None = None  # versions made together, 1 to 4 (default 2), seeds seed, seed + 1, ...
+    seed: int | float | str | None = None  # None, "" or -1 for a random seed
+    temperature: float | None = None
+    top_k: int | float | None = None
+    top_p: float | None = None
+    guidance_scale: float | None = None
+    negative_prompt: str | None = None
+    preset: str | None = None
+    model: str | None = None  # None, "" or "auto": the model that made the file, else the server's choice
+    formats: str | list[str] | tuple[str, ...] | None = None
+    sample_rate: int | float | str | None = None  # None keeps the file's own rate
+    loudness: float | str | None = None  # "off" keeps every sample outside the section as it is
+    stems: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReplacePlan:
+    """A replace request checked and resolved; the stages after it only read it."""
+
+    source: DecodedTrack  # the track, as in its file
+    section: Section  # where it is replaced, moved to downbeats
+    candidates: int
+    settings: GenerationSettings  # prompt, sampling and the first seed; duration is the section plus its overlap
+    export: ExportSettings
+    model: str  # the name of the model that makes the candidates
+    preset_id: str | None = None
+    mood: str | None = None
+    source_model: str | None = None  # the model that made the file, from its recipe
+
+    @property
+    def audio_prompt(self) -> AudioPrompt | None:
+        """The audio before the section, which the candidates continue (the engine keeps its last 20 s)."""
+        start, _ = self.section.samples(self.source.sample_rate)
+        return AudioPrompt(self.source.samples[:, :start], self.source.sample_rate) if start else None
+
+
+def seconds_to_make(section: Section) -> float:
+    """What the model makes of each candidate: the section, its overlap, and a small margin."""
+    return max(MIN_DURATION, round(section.seconds + section.overlap + MARGIN_SECONDS, 2))
+
+
+def measured_tempo(source: DecodedTrack) -> TempoReport:
+    """The track's tempo and downbeats, which the section's boundaries move to."""
+    return measure_tempo(source.samples, source.sample_rate)
 
 
 @dataclass(frozen=True)
@@ -90,7 +152,9 @@ class Replaced:
     score: Score | None  # None when too little follows the section to score
 
 
-def replace_section(original: np.ndarray, rate: int, section: Section, candidates: list[Candidate]) -> list[Replaced]:
+def splice_candidates(
+    original: np.ndarray, rate: int, section: Section, candidates: list[Candidate]
+) -> list[Replaced]:
     """The track with each candidate spliced in, best scored first (ties keep the order made).
 
     ``original`` is ``[channels, samples]`` at ``rate``, as read from its file; the result keeps its samples
@@ -146,7 +210,10 @@ def resolve_section(start: object, end: object, file_seconds: float, tempo: Temp
             f"The section from {start:g} s to {end:g} s is {end - start:.1f} s long; replace at most "
             f"{MAX_SECTION_SECONDS:g} s at a time (in several requests for more)."
         )
-    given = Section(start, end, start, end, file_seconds)
+    asked_start = start
+    if start < MIN_LEAD_SECONDS:
+        start = 0.0
+    given = Section(start, end, asked_start, end, file_seconds)
     if tempo is None or tempo.bpm is None or not tempo.downbeats:
         return _noted(given, f"No steady tempo was measured, so the section is replaced as given ({_span(given)}).")
     bar = BEATS_PER_BAR * 60.0 / tempo.bpm
@@ -155,8 +222,8 @@ def resolve_section(start: object, end: object, file_seconds: float, tempo: Temp
     moved_end = end if end == file_seconds else _nearest(end, downbeats, bar)
     if not 0 < moved_end - moved_start <= MAX_SECTION_SECONDS or moved_end > file_seconds:
         return _noted(given, f"The section is replaced as given ({_span(given)}): moved to downbeats it would not fit.")
-    moved = Section(moved_start, moved_end, start, end, file_seconds, bpm=tempo.bpm)
-    if (moved_start, moved_end) == (start, end):
+    moved = Section(moved_start, moved_end, asked_start, end, file_seconds, bpm=tempo.bpm)
+    if (moved_start, moved_end) == (asked_start, end):
         return _noted(moved, f"The section {_span(moved)} is replaced as given.")
     return _noted(moved, f"The section moved to the nearest downbeats at {tempo.bpm:.0f} BPM: {_span(moved)}.")
 
@@ -247,6 +314,63 @@ def level_whole(audio: np.ndarray, rate: int, target_lufs: float | None) -> tupl
     out = apply_gain_db(audio, gain_db)
     report = LoudnessReport(target_lufs, measured, measured + gain_db, true_peak_dbtp(out), gain_db, False, 0.0, note)
     return out, report
+
+
+def finish_replaced(
+    audio: np.ndarray, rate: int, export: ExportSettings, split_stems: StemSplitter | None = None
+) -> FinishedTake:
+    """A spliced track ready to write: its tempo and key measured, one gain for loudness, its stems."""
+    measured = measure_tempo(audio, rate)
+    record = {"measured_bpm": None if measured.bpm is None else round(measured.bpm, 2), "key": measured.key}
+    record["described"] = measured.describe()
+    levelled, loudness = level_whole(audio, rate, export.loudness_lufs)
+    notes = [loudness.note] if loudness.note else []
+    stems: dict[str, np.ndarray] = {}
+    if split_stems is not None:
+        stems, stems_note = split_stems(audio, rate, loudness.gain_db)
+        notes.extend([stems_note] if stems_note else [])
+    return FinishedTake(levelled, rate, measured, loudness, stems, record, tuple(notes))
+
+
+def replace_record(plan: ReplacePlan, replaced: list[Replaced], kept: Replaced) -> dict:
+    """The recipe's ``replace`` record: the file, the section used, every candidate's seed and score, the one kept.
+
+    ``replaced`` is best first; candidates are listed in the order made (seed, seed + 1, ...).
+    """
+    return {
+        "file": plan.source.source_name,
+        "sha256": plan.source.digest,
+        **plan.section.to_dict(),
+        "overlap_seconds": round(plan.section.overlap, 3),
+        "crossfade_ms": CROSSFADE_SECONDS * 1000,
+        "candidates": [
+            {"seed": r.seed, **(r.score.to_dict() if r.score is not None else {"score": None})}
+            for r in sorted(replaced, key=lambda r: _order(r.seed, plan))
+        ],
+        "best_seed": replaced[0].seed,
+        "kept_seed": kept.seed,
+        "model_continued": plan.source_model,
+    }
+
+
+def describe(record: dict) -> str:
+    """The summary's line: the section replaced, where it moved, and how each candidate scored."""
+    scores = ", ".join(
+        f"seed {c['seed']}: {c['score']:.2f}" if c["score"] is not None else f"seed {c['seed']}"
+        for c in record["candidates"]
+    )
+    scored = f" (scores {scores})" if any(c["score"] is not None for c in record["candidates"]) else ""
+    ranked_by = "best match with what follows" if scored else "nothing after the section to match: first made"
+    return (
+        f"Replaced {record['start']:.2f} s to {record['end']:.2f} s of {record['file']} with seed "
+        f"{record['kept_seed']} of {len(record['candidates'])} candidates{scored}; best: seed "
+        f"{record['best_seed']} ({ranked_by})"
+    )
+
+
+def _order(seed: int, plan: ReplacePlan) -> int:
+    first = plan.settings.seed or 0
+    return (seed - first) % (2**31)
 
 
 def _at_rate(candidate: Candidate, rate: int) -> tuple[np.ndarray, np.ndarray | None]:
