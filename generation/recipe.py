@@ -30,6 +30,7 @@ class Recipe:
     export: dict[str, Any] | None = None  # formats, rate, loudness target and result, stems written
     tempo: dict[str, Any] | None = None  # measured tempo and key; the BPM asked for, the stretch, the loop cut
     extend: dict[str, Any] | None = None  # the track continued: file name, sha256, seconds, seconds continued
+    replace: dict[str, Any] | None = None  # a section replaced: file, sha256, start and end, candidates' seeds, scores
     takes: tuple[dict[str, Any], ...] = ()  # every take of the request: its seed and file names
     audio_seconds: float = 0.0
     sample_rate: int = 0

@@ -20,6 +20,8 @@ from .audio.pictures import stems_picture, track_picture
 from .audio.stems import StemSeparator
 from .audio.uploads import DecodedTrack, LoadedAudio, load_audio, read_track
 from .config import AUTO_MODEL, ServerConfig
+from .editing import replace as replacing
+from .editing.replace import Candidate, ReplacePlan, ReplaceRequest
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
 from .library import Library, NewEntry
@@ -166,6 +168,8 @@ class Track:
             lines.append(
                 f"Loudness {loudness['output_lufs']:.1f} LUFS, true peak {loudness['true_peak_dbtp']:.1f} dBTP"
             )
+        if r.replace:
+            lines.append(replacing.describe(r.replace))
         lines.extend(r.notes)
         return "\n\n".join(lines)
 
@@ -343,35 +347,40 @@ class Studio:
                 f"{max(0.0, self.max_duration - source.seconds):.1f} s."
             )
         parent = _embedded_recipe(request.extend)
-        preset = self.presets.find(request.preset)
-        if (request.prompt and request.prompt.strip()) or preset is not None:
-            settings = self.settings_for(replace(request, duration=seconds), preset)
-            preset_id, mood = (preset.id if preset else None), None
-        elif parent is not None:  # the recipe's prompt as it was resolved, its preset and sampling reused
-            reused = replace(
-                request,
-                prompt=parent.settings.prompt,
-                preset=None,
-                duration=seconds,
-                temperature=_given(request.temperature, parent.settings.temperature),
-                top_k=_given(request.top_k, parent.settings.top_k),
-                top_p=_given(request.top_p, parent.settings.top_p),
-                guidance_scale=_given(request.guidance_scale, parent.settings.guidance_scale),
-                negative_prompt=_given(request.negative_prompt, parent.settings.negative_prompt),
-            )
-            settings = self.settings_for(reused)
-            preset_id, mood, preset = parent.preset, parent.mood, None
-        else:
-            raise InvalidInputError(
-                f"{source.source_name!r} carries no Moodtape recipe, so there is no prompt to reuse: "
-                "describe how the music should go on (e.g. 'the same groove, building up')."
-            )
+        hint = "describe how the music should go on (e.g. 'the same groove, building up')"
+        settings, preset_id, mood, preset = self._continuing(replace(request, duration=seconds), parent, source, hint)
         tempo = TempoRequest.from_request(request.bpm, request.loop, request.bars, _preset_bpm(preset))
         named = request.model if (request.model or "").strip() not in ("", AUTO_MODEL) else self._parent_model(parent)
         model = self.model_for(replace(request, model=named))
         plan = self._planned(request, settings, tempo, preset_id, preset, model)
         source_model = parent.model_id if parent is not None else None
         return replace(plan, source=source, source_model=source_model, mood=mood or plan.mood)
+
+    def _continuing(
+        self, request: TrackRequest, parent: Recipe | None, source: DecodedTrack, hint: str
+    ) -> tuple[GenerationSettings, str | None, str | None, presets_module.Preset | None]:
+        """Settings for music that goes on from a file: the request's prompt or preset, else the file's recipe's.
+
+        Returns the settings, the preset id and mood to record, and the preset found (None when reused).
+        """
+        preset = self.presets.find(request.preset)
+        if (request.prompt and request.prompt.strip()) or preset is not None:
+            return self.settings_for(request, preset), (preset.id if preset else None), None, preset
+        if parent is None:
+            raise InvalidInputError(
+                f"{source.source_name!r} carries no Moodtape recipe, so there is no prompt to reuse: {hint}."
+            )
+        reused = replace(  # the recipe's prompt as it was resolved, its preset and sampling reused
+            request,
+            prompt=parent.settings.prompt,
+            preset=None,
+            temperature=_given(request.temperature, parent.settings.temperature),
+            top_k=_given(request.top_k, parent.settings.top_k),
+            top_p=_given(request.top_p, parent.settings.top_p),
+            guidance_scale=_given(request.guidance_scale, parent.settings.guidance_scale),
+            negative_prompt=_given(request.negative_prompt, parent.settings.negative_prompt),
+        )
+        return self.settings_for(reused), parent.preset, parent.mood, None
 
     def _parent_model(self, parent: Recipe | None) -> str | None:
         """The model that made an extended track, when this server offers it: the same sound goes on."""
@@ -472,6 +481,96 @@ class Studio:
         tracks = [
             self._write(plan, g, f, r, folder, name, melody_picture, melody_description)
             for g, f, r, name in zip(made, finished, recipes, names, strict=True)
+        ]
+        return replace(tracks[0], takes=tuple(tracks[1:]))
+
+    def plan_replace(self, request: ReplaceRequest) -> ReplacePlan:
+        """Check a replace request and resolve it: the file, the section (moved to downbeats), the candidates,
+        the prompt, preset and model (the file's recipe's when no prompt is given), and the export."""
+        if not request.audio:
+            raise InvalidInputError("audio is missing: give the track to replace a section of (a WAV, FLAC or MP3).")
+        candidates = replacing.check_candidates(request.candidates)
+        source = read_track(request.audio, max_seconds=self.max_duration)
+        tempo = replacing.measured_tempo(source)
+        section = replacing.resolve_section(request.start, request.end, source.seconds, tempo)
+        parent = _embedded_recipe(request.audio)
+        asked = TrackRequest(
+            prompt=request.prompt,
+            preset=request.preset,
+            duration=replacing.seconds_to_make(section),
+            seed=request.seed,
+            temperature=request.temperature,
+            top_k=request.top_k,
+            top_p=request.top_p,
+            guidance_scale=request.guidance_scale,
+            negative_prompt=request.negative_prompt,
+        )
+        hint = "describe the new section (e.g. 'a drum break, then the groove again')"
+        settings, preset_id, mood, _ = self._continuing(asked, parent, source, hint)
+        named = request.model if (request.model or "").strip() not in ("", AUTO_MODEL) else self._parent_model(parent)
+        model = self.models.pick(named, melody=False)
+        export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
+        return ReplacePlan(
+            source=source,
+            section=section,
+            candidates=candidates,
+            settings=settings.with_seed(),
+            export=export,
+            model=model,
+            preset_id=preset_id,
+            mood=mood or " ".join((request.prompt or "").split()) or None,
+            source_model=parent.model_id if parent is not None else None,
+        )
+
+    def replace_section(
+        self,
+        request: ReplaceRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        destination: str | Path | None = None,
+    ) -> Track:
+        """Replace a section of a track; the best-scored candidate is returned, the others are its ``takes``."""
+        # 1. Validate and resolve: the file, the section, candidates, prompt, preset, model, export
+        plan = self.plan_replace(request)
+
+        # 2. Generate: every candidate in one batch, each continuing the audio before the section past its end
+        engine = self.models.acquire(plan.model)
+        made = engine.generate_takes(
+            plan.settings, plan.candidates, audio_prompt=plan.audio_prompt, on_progress=on_progress, cancel=cancel
+        )
+
+        # 3. Score each candidate's overlap with what follows, splice each in (best first), level and split
+        rate = plan.source.sample_rate
+        candidates = [Candidate(g.audio, g.sample_rate, g.settings.seed, g.lead_in) for g in made]
+        replaced = replacing.splice_candidates(np.asarray(plan.source.samples), rate, plan.section, candidates)
+        by_seed = {g.settings.seed: g for g in made}
+        seconds = plan.section.seconds
+        steps = _Plan(plan.settings, plan.export, TempoRequest(), plan.candidates, seconds, plan.preset_id, None, None)
+        steps = replace(steps, mood=plan.mood, model=plan.model)
+
+        def split(mix: np.ndarray, mix_rate: int, gain_db: float) -> tuple[dict[str, np.ndarray], str | None]:
+            return self.split_stems(mix, mix_rate, gain_db, cancel)
+
+        stems = split if plan.export.stems else None
+        finished = [replacing.finish_replaced(r.audio, rate, plan.export, stems) for r in replaced]
+
+        # 4. Describe and write every candidate, the best first; each recipe names the one it holds
+        notes = [plan.section.note] if plan.section.note else []
+        recipes = [
+            replace(
+                self._recipe(steps, by_seed[r.seed], f, None, None, notes),
+                replace=replacing.replace_record(plan, replaced, r),
+            )
+            for r, f in zip(replaced, finished, strict=True)
+        ]
+        names = _file_names(recipes, destination)
+        takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
+        recipes = [replace(r, takes=takes if len(takes) > 1 else ()) for r in recipes]
+        folder = Path(destination).parent if destination is not None else self.store.new_job_folder()
+        tracks = [
+            self._write(steps, by_seed[r.seed], f, recipe, folder, name, None, None)
+            for r, f, recipe, name in zip(replaced, finished, recipes, names, strict=True)
         ]
         return replace(tracks[0], takes=tuple(tracks[1:]))
 
