@@ -36,6 +36,7 @@ from typing import Any
 
 from .audio.export import PARTIAL_PREFIX, RECIPE_SUFFIX, read_metadata
 from .config import ServerConfig
+from .editing.keys import LETTERS, parse_key
 from .errors import InvalidInputError, quoted
 from .recipe import Recipe
 
@@ -53,7 +54,12 @@ MAX_BPM = 1000.0
 STALE_PARTIAL_S = 60.0  # a .partial- folder this old belongs to no running write: a crashed one
 BUSY_TIMEOUT_MS = 10_000  # another process writing the same database: wait this long before giving up
 MIB = 1024 * 1024
-_ENHARMONIC = {"Cb": "B", "Db": "C#", "Eb": "D#", "Fb": "E", "Gb": "F#", "Ab": "G#", "Bb": "A#", "E#": "F", "B#": "C"}
+SHARP_NAMES = tuple(  # each pitch class as measured keys spell it, C first
+    next((f"{n}" for n, pc in LETTERS.items() if pc == tonic), None)
+    or next(f"{n}#" for n, pc in LETTERS.items() if pc == tonic - 1)
+    for tonic in range(12)
+)
+KEYS = tuple(f"{name} {mode}" for mode in ("major", "minor") for name in SHARP_NAMES)  # what a search may ask for
 
 log = logging.getLogger(__name__)
 
@@ -787,17 +793,9 @@ def _bpm(value: object, name: str) -> float | None:
 
 
 def _key(value: object) -> str | None:
-    """A key as the recipes name it ("A minor", "C# major"); flats are spelled as the sharps they equal."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    found = (
-        re.fullmatch(r"([A-G])([#b]?) *(major|minor|maj|min)", value.strip(), re.I) if isinstance(value, str) else None
-    )
-    if found is None:
-        raise InvalidInputError(f"key must be a key such as 'A minor' or 'C# major', got {quoted(value)}.")
-    tonic, accidental, mode = found.group(1).upper(), found.group(2).lower(), found.group(3).lower()
-    name = _ENHARMONIC.get(tonic + accidental, tonic + accidental)
-    return f"{name} {'major' if mode.startswith('maj') else 'minor'}"
+    """A key as measured keys are named ("A minor", "C# major"): flats are spelt as the sharps they equal."""
+    key = parse_key(value)
+    return None if key is None else f"{SHARP_NAMES[key.tonic]} {key.mode}"
 
 
 def _limit(value: object) -> int:
