@@ -120,7 +120,7 @@ def track_endpoint(runner: TrackRunner, endpoint: Endpoint) -> Callable[..., Ite
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = bound.arguments
-        request = request_from(endpoint.parameters, values)
+        request = request_from(endpoint.parameters, values, endpoint.request_type)
         for update in runner.run(request, values["progress"], stream_to=stream_to):
             yield api_outputs(update, streaming=endpoint.streams)
 

@@ -20,7 +20,7 @@ import gradio as gr
 from api_wiring import ApiInputs, api_inputs, wire_api
 from generation import __version__
 from generation.config import ConfigError, ServerConfig
-from generation.endpoints import EXTEND, GENERATE, Parameters, request_from
+from generation.endpoints import EXTEND, GENERATE, REPLACE, Endpoint, Parameters, request_from
 from generation.errors import MoodtapeError
 from generation.presets import PresetSettings
 from generation.studio import Studio
@@ -61,7 +61,7 @@ STATUS_REFRESH_S = 5  # how often the models' status line is refreshed
 
 
 def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, api: ApiInputs) -> list[Any]:
-    """Generate (button or Enter) and extend from the page, and the API's endpoints; Stop cancels any of them."""
+    """Generate (button or Enter), extend and replace from the page, and the API's endpoints; Stop cancels any."""
     # One model serves batches of up to max_batch concurrent requests (see generation/model/engine.py); on a cluster
     # the replicas batch and Serve's bounded line answers "busy", so the page sends up to a queue's worth at once.
     at_once = studio.config.max_batch if studio.config.backend == "local" else studio.config.queue_size
@@ -69,13 +69,15 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
     run_settings = {"concurrency_id": "musicgen", "concurrency_limit": at_once}
     # Progress and errors show on the preview player only, not as a badge on every result panel.
     ui_event = {"api_visibility": "private", "show_progress_on": [results.stream_player], **run_settings}
-    # Every parameter's input on the page: an extend continues whatever the main player shows.
+    # Every parameter's input on the page: an extend continues, and a replace edits, whatever the main player shows.
     page = {**inputs.values, "audio": results.player, "seconds": results.extend_seconds}
+    page |= {"start": results.replace_start, "end": results.replace_end, "candidates": results.candidates}
 
     def run_in_page(
-        parameters: Parameters, values: dict[gr.Component, Any], progress: gr.Progress
+        endpoint: Endpoint, values: dict[gr.Component, Any], progress: gr.Progress
     ) -> Iterator[tuple[Any, ...]]:
-        request = request_from(parameters, {p.name: values[page[p.name]] for p in parameters})
+        parameters: Parameters = endpoint.parameters
+        request = request_from(parameters, {p.name: values[page[p.name]] for p in parameters}, endpoint.request_type)
         history = values[results.history]
         for update in runner.run(request, progress, stream_to="player"):
             if isinstance(update, Finished):
@@ -86,7 +88,7 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
         values: dict[gr.Component, Any],
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
     ) -> Iterator[tuple[Any, ...]]:
-        yield from run_in_page(GENERATE.parameters, values, progress)
+        yield from run_in_page(GENERATE, values, progress)
 
     def extend_in_page(
         values: dict[gr.Component, Any],
@@ -94,7 +96,15 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
     ) -> Iterator[tuple[Any, ...]]:
         if not values[results.player]:
             raise gr.Error("Make a track first (or pick one of this tab's results): then it can be extended.")
-        yield from run_in_page(EXTEND.parameters, values, progress)
+        yield from run_in_page(EXTEND, values, progress)
+
+    def replace_in_page(
+        values: dict[gr.Component, Any],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[tuple[Any, ...]]:
+        if not values[results.player]:
+            raise gr.Error("Make a track first (or pick one of this tab's results): then a section can be replaced.")
+        yield from run_in_page(REPLACE, values, progress)
 
     page_in = {*page.values(), results.history}  # a set: the handler gets the values by component
     page_out = [results.stream_player, *results.result, *results.takes.outputs, results.history, results.history_pick]
@@ -103,9 +113,10 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
         generate_in_page, page_in, page_out, api_name="ui_generate_submit", **ui_event
     )
     extend = results.extend.click(extend_in_page, page_in, page_out, api_name="ui_extend_click", **ui_event)
+    replace = results.replace.click(replace_in_page, page_in, page_out, api_name="ui_replace_click", **ui_event)
     api_events = wire_api(studio, runner, api, results.panels, **run_settings)
-    inputs.stop.click(None, cancels=[click, submit, extend, *api_events])
-    return [click, submit, extend]
+    inputs.stop.click(None, cancels=[click, submit, extend, replace, *api_events])
+    return [click, submit, extend, replace]
 
 
 def _wire_helpers(
@@ -171,7 +182,7 @@ def _wire_helpers(
 
 
 def build_app(studio: Studio | None = None) -> gr.Blocks:
-    """Build the Blocks: the page for people and the API: /generate, /generate_stream, /extend, /presets, /models."""
+    """Build the Blocks: the page and the API: /generate, /generate_stream, /extend, /replace, /presets, /models."""
     studio = studio or Studio()
     with gr.Blocks(title="Moodtape: text to music") as demo:
         gr.Markdown(INTRO)

@@ -124,6 +124,10 @@ def _widgets() -> dict[str, Callable[..., gr.Component]]:
         "model": partial(gr.Dropdown, value=p["model"].default, label="Model", elem_id="model"),
         # On the page the track to extend is whatever the main player shows: the latest result, a pick or a take.
         "seconds": partial(_slider, p["seconds"], step=1, label="Seconds to add", elem_id="extend-seconds"),
+        # A section of the same track to replace: two numbers, moved to the nearest downbeats when it has a beat
+        "start": partial(gr.Number, value=None, label="Replace from (s)", minimum=0, elem_id="replace-start"),
+        "end": partial(gr.Number, value=None, label="to (s)", minimum=0, elem_id="replace-end"),
+        "candidates": partial(_slider, p["candidates"], step=1, label="Candidates", elem_id="replace-candidates"),
     }
 
 
@@ -254,6 +258,10 @@ class ResultPanels:
     history: gr.State  # this tab's TrackResults, newest first
     history_pick: gr.Dropdown
     status: gr.Markdown
+    replace: gr.Button  # replaces a section of the track the player shows; its candidates fill the takes row
+    replace_start: gr.Number
+    replace_end: gr.Number
+    candidates: gr.Slider
 
     @property
     def player(self) -> gr.Component:
@@ -363,6 +371,10 @@ def results_column() -> ResultPanels:
             use_as_melody = gr.Button("Use this track as the melody", size="sm", elem_id="use-as-melody")
             extend = gr.Button("Extend", size="sm", elem_id="extend")
         extend_seconds = WIDGETS["seconds"]()
+        with gr.Row(equal_height=True):
+            replace_start, replace_end = WIDGETS["start"](), WIDGETS["end"]()
+            candidates = WIDGETS["candidates"]()
+            replace = gr.Button("Replace", size="sm", elem_id="replace")
         history_pick = gr.Dropdown(
             choices=[],
             value=None,
@@ -376,6 +388,19 @@ def results_column() -> ResultPanels:
         status = gr.Markdown(elem_id="model-status")
     panels = [player, downloads, recipe, summary, melody_picture, picture, stems_picture]
     return ResultPanels(
-        stream_player, panels, loop_preview, takes, use_as_melody, extend, extend_seconds, history, history_pick, status
+        stream_player,
+        panels,
+        loop_preview,
+        takes,
+        use_as_melody,
+        extend,
+        extend_seconds,
+        history,
+        history_pick,
+        status,
+        replace,
+        replace_start,
+        replace_end,
+        candidates,
     )
 

@@ -35,6 +35,7 @@ from typing import Any
 from .audio.loops import LOOP_BARS
 from .audio.tempo import MAX_BPM, MIN_BPM
 from .config import AUTO_MODEL
+from .editing.replace import DEFAULT_CANDIDATES, MAX_CANDIDATES, MAX_SECTION_SECONDS, MIN_CANDIDATES, ReplaceRequest
 from .formats import DEFAULT_TARGET_LUFS, EXPORT_RATES, FORMATS
 from .settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION, GenerationSettings
 from .studio import DEFAULT_EXTEND_SECONDS, MAX_EXTEND_SECONDS, MAX_TAKES, MIN_EXTEND_SECONDS, Studio, TrackRequest
@@ -92,6 +93,7 @@ class Endpoint:
     call: Callable[[Studio, Mapping[str, Any]], Any] | None = None  # a LISTING's answer, from the values by name
     streams: bool = False  # a TRACK endpoint that first yields its audio in pieces
     command: str | None = ""  # its subcommand: "" for its own name, another's name to share it, None for none
+    request_type: type = TrackRequest  # what a TRACK endpoint's values become; the studio's make_track takes it
 
     def __post_init__(self) -> None:
         if (self.call is None) == (self.answers == LISTING):
@@ -106,9 +108,9 @@ class Endpoint:
         return tuple(p.name for p in self.parameters)
 
 
-def request_from(parameters: Parameters, values: Mapping[str, Any]) -> TrackRequest:
+def request_from(parameters: Parameters, values: Mapping[str, Any], request_type: type = TrackRequest) -> Any:
     """The one place page, API and command-line values (by parameter name) become a request."""
-    return TrackRequest(**{p.request_field: values[p.name] for p in parameters})
+    return request_type(**{p.request_field: values[p.name] for p in parameters})
 
 
 # -- /generate -----------------------------------------------------------------------------------------------------
@@ -241,6 +243,46 @@ EXTEND_PARAMETERS: Parameters = (
     ),
 )
 
+# -- /replace: the track and the section, then the sampling and export parameters of /generate -----------------------
+
+REPLACE_ONLY_PARAMETERS: Parameters = (
+    Parameter("audio", AUDIO, "the track to replace a section of (any result, take or upload)", required=True),
+    Parameter("start", NUMBER, "where the section starts, in seconds into the file (0 for its start)", required=True),
+    Parameter(
+        "end",
+        NUMBER,
+        f"where it ends, in seconds (at most the file's length; at most {MAX_SECTION_SECONDS:g} s after start)",
+        required=True,
+    ),
+    Parameter(
+        "candidates",
+        INTEGER,
+        f"versions of the section made at once, {MIN_CANDIDATES} to {MAX_CANDIDATES}, seeds seed, seed+1, ...; "
+        f"the one that best meets what follows is returned first (default {DEFAULT_CANDIDATES})",
+        DEFAULT_CANDIDATES,
+        minimum=MIN_CANDIDATES,
+        maximum=MAX_CANDIDATES,
+    ),
+)
+FOR_REPLACE = (
+    "prompt", "preset", "seed", "temperature", "top_k", "top_p", "guidance", "negative_prompt", "model",
+    "stems", "formats", "sample_rate", "loudness",
+)  # fmt: skip
+_REPLACE_HELP = {
+    "prompt": "what the new section should be, in words; empty reuses the track's recipe",
+    "sample_rate": f"resample the exports to {' or '.join(str(r) for r in EXPORT_RATES)} Hz; 0 keeps the file's own",
+    "loudness": "target loudness in LUFS as one gain over the whole file; 0 keeps every sample outside the "
+    f"section as it is (default {DEFAULT_TARGET_LUFS:g})",
+}
+REPLACE_PARAMETERS: Parameters = (
+    *REPLACE_ONLY_PARAMETERS,
+    *(
+        replace(p, required=False, help=_REPLACE_HELP.get(p.name, p.help))
+        for p in GENERATE_PARAMETERS
+        if p.name in FOR_REPLACE
+    ),
+)
+
 # -- The table -----------------------------------------------------------------------------------------------------
 
 GENERATE = Endpoint(
@@ -261,6 +303,13 @@ EXTEND = Endpoint(
     "Returns the same seven results as /generate.",
     EXTEND_PARAMETERS,
 )
+REPLACE = Endpoint(
+    "replace",
+    "Replace a section (start to end, in seconds, moved to the nearest downbeats) of a track (audio: a file); "
+    "an empty prompt reuses the file's recipe. Returns the same seven results as /generate, the candidates as takes.",
+    REPLACE_PARAMETERS,
+    request_type=ReplaceRequest,
+)
 PRESETS = Endpoint(
     "presets",
     "List the style presets: id, name, description, family, tags and settings.",
@@ -273,7 +322,7 @@ MODELS = Endpoint(
     answers=LISTING,
     call=lambda studio, values: studio.models.describe(),
 )
-ENDPOINTS: tuple[Endpoint, ...] = (GENERATE, GENERATE_STREAM, EXTEND, PRESETS, MODELS)  # the API's order
+ENDPOINTS: tuple[Endpoint, ...] = (GENERATE, GENERATE_STREAM, EXTEND, REPLACE, PRESETS, MODELS)  # the API's order
 BY_NAME = {e.name: e for e in ENDPOINTS}
 # Each parameter once, by name, as first declared (endpoints share the hidden input of a name they share).
 EVERY_PARAMETER: dict[str, Parameter] = {}
