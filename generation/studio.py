@@ -27,6 +27,7 @@ from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_tak
 from .library import Library, NewEntry
 from .library import embedded_recipe as _embedded_recipe
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
+from .midi.as_melody import NotesMelody, is_midi, melody_from_midi, tidied_hum
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MAX_TAKES, MusicGenEngine
 from .model.types import MELODY, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
@@ -61,6 +62,7 @@ class TrackRequest:
     stems: bool | None = None  # split into drums, bass, other and vocals
     melody_separation: bool | None = None  # None decides (setting, then the hum rule); a replay says what it did
     melody_stems_model: str | None = None  # the Demucs model a replayed recipe separated its melody with
+    melody_cleanup: bool | None = None  # transcribe the hum, tidy it onto its key and a 1/8 grid, follow those notes
     negative_prompt: str | None = None  # what to steer away from ("vocals, distortion"); needs guidance above 1
     variations: int | float | None = None  # takes of one idea, 1 to 4, seeds seed, seed+1, ...; made as one batch
     bpm: float | str | None = None  # 40..240: the track is stretched to exactly this tempo
@@ -92,6 +94,7 @@ class TrackRequest:
             guidance_scale=s.guidance_scale,
             melody_separation=bool(heard.get("separated", False)) if recipe.melody else None,
             melody_stems_model=heard.get("stems_model"),
+            melody_cleanup=bool(heard.get("cleanup")) if recipe.melody else None,
             negative_prompt=s.negative_prompt,
             bpm=tempo.get("bpm"),
             loop=bool(tempo.get("loop")),
@@ -415,7 +418,7 @@ class Studio:
 
     def make_track(
         self,
-        request: TrackRequest | ReplaceRequest,
+        request: TrackRequest,
         *,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
@@ -429,18 +432,20 @@ class Studio:
         ``destination`` (a .wav path) with the recipe beside it as ``<name>.recipe.json``.
         ``on_audio`` receives pieces of audio while the track is made (streaming, one take only);
         ``on_status`` hears of the steps before decoding starts ("Separating the melody", fraction done).
-        The first take is returned; the others are in its ``takes``. A ``ReplaceRequest`` is a replace's own plan
-        over the same stages (``replace_section``), so every caller of this one serves it too.
+        The first take is returned; the others are in its ``takes``.
         """
-        if isinstance(request, ReplaceRequest):
-            return self.replace_section(request, on_progress=on_progress, cancel=cancel, destination=destination)
         # 1. Validate and resolve: preset, settings, export, takes, tempo, the track to extend
         plan = self.plan(request)
 
-        # 2. Prepare the melody: decode it, then take out a song's drums and bass (once per file)
-        hum = self.prepare_melody(request.melody) if request.melody else None
+        # 2. Prepare the melody: a MIDI file's notes; or decode a recording, take out a song's drums and bass (once
+        # per file) and, to tidy a hum, follow its transcribed and tidied notes instead
+        written = melody_from_midi(request.melody) if is_midi(request.melody) else None
+        hum = self.prepare_melody(request.melody) if request.melody and written is None else None
         heard = self.hear_melody(hum, request, on_status, cancel) if hum else None
+        if heard and request.melody_cleanup:
+            written = tidied_hum(heard.samples, heard.sample_rate, _melody_record(hum, heard), plan.tempo.bpm)
         notes = [*hum.notes, *heard.notes] if hum and heard else []
+        notes += written.messages if written else ()
         if hum and plan.preset_family == "text":
             notes.append(
                 f"The preset '{plan.preset_id}' was written for text-only generation; it may follow a hum loosely."
@@ -453,6 +458,7 @@ class Studio:
         if request.mode is not None and request.mode != engine.mode:
             notes.append(replay_mode_note(request.mode, engine.mode))
         melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
+        melody = written.melody() if written else melody  # notes are given as their chroma
         prompt = AudioPrompt(np.asarray(plan.source.samples), plan.source.sample_rate) if plan.source else None
         if plan.takes == 1:
             one = engine.generate(
@@ -471,13 +477,15 @@ class Studio:
 
         # 4. Finish each take (join, tempo, loop, loudness, stems), then describe and write them all
         finished = [self._finish(plan, generated, cancel) for generated in made]
-        recipes = [self._recipe(plan, g, f, hum, heard, notes) for g, f in zip(made, finished, strict=True)]
+        recipes = [self._recipe(plan, g, f, hum, heard, notes, written) for g, f in zip(made, finished, strict=True)]
         names = _file_names(recipes, destination)
         takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
         recipes = [replace(r, takes=takes if len(takes) > 1 else ()) for r in recipes]
         folder = Path(destination).parent if destination is not None else self.store.new_job_folder()
         melody_picture, melody_description = (
-            melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
+            (written.picture(), written.description)
+            if written
+            else melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
             if heard
             else (None, None)
         )
@@ -605,6 +613,7 @@ class Studio:
         hum: LoadedAudio | None,
         heard: PreparedMelody | None,
         notes: list[str],
+        written: NotesMelody | None = None,
     ) -> Recipe:
         """The recipe of one take: everything that made it, so it can be made again."""
         audio, rate, loudness = finished.audio, finished.sample_rate, finished.loudness
@@ -616,7 +625,7 @@ class Studio:
             model_name=plan.model,
             preset=plan.preset_id,
             mood=plan.mood,
-            melody=_melody_record(hum, heard),
+            melody=written.record if written else _melody_record(hum, heard),
             export=export,
             tempo=finished.tempo_record,
             extend=_extend_record(plan, generated),

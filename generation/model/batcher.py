@@ -58,7 +58,7 @@ class Job:
         the melody model reads text as a prefix, where padding is attended like text (the text model's
         cross-attention masks it out).
         """
-        melody = None if self.melody is None else (len(self.melody.samples), self.melody.sample_rate)
+        melody = None if self.melody is None else self.melody.shape_key
         return (self.frames, melody, self.prompt_frames, self.prefix_tokens)
 
     def finish(self, result: GeneratedAudio | None = None, error: BaseException | None = None) -> None:

@@ -220,6 +220,10 @@ class MelodyProcessor:
             return None
         if len(given) != len(melodies):
             raise ValueError("a batch must give a melody for every request or for none")
+        if any(m.chroma is not None for m in given):  # notes given as chroma (a MIDI file): read as they are
+            if not all(m.chroma is not None for m in given):
+                raise ValueError("a batch must give every melody as chroma or none")
+            return torch.from_numpy(np.stack([m.chroma for m in given]).astype(np.float32))
         return self.extractor([m.samples for m in given], given[0].sample_rate)
 
 

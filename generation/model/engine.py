@@ -599,8 +599,7 @@ def _melody_from(melody: Melody | None, offset_s: float) -> Melody | None:
     """
     if melody is None or offset_s == 0:
         return melody
-    start = round(offset_s * melody.sample_rate) % len(melody.samples)
-    return Melody(np.roll(melody.samples, -start), melody.sample_rate)
+    return melody.from_offset(offset_s)
 
 
 class _TakesProgress:

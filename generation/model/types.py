@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,10 +18,28 @@ AudioCallback = Callable[[np.ndarray], None]  # new audio [channels, samples] wh
 
 @dataclass(frozen=True)
 class Melody:
-    """A melody to follow: clean mono float32 samples and their rate (see ``audio.uploads.load_audio``)."""
+    """A melody to follow: clean mono float32 samples and their rate (see ``audio.uploads.load_audio``), or notes
+    given directly as chroma (a MIDI file: ``generation.midi.as_melody``), which the model reads as it is."""
 
     samples: np.ndarray
     sample_rate: int
+    chroma: np.ndarray | None = None  # [frames, num_chroma] one-hot, frame i at i * hop_length; samples then empty
+    hop_length: int = 0  # samples at sample_rate between chroma frames, with chroma
+
+    @property
+    def shape_key(self) -> tuple:
+        """What must match for melodies to share a batch (padding would change them)."""
+        if self.chroma is not None:
+            return ("chroma", len(self.chroma))
+        return (len(self.samples), self.sample_rate)
+
+    def from_offset(self, offset_s: float) -> Melody:
+        """The melody as heard from ``offset_s`` on, looping when it is shorter than the track."""
+        if self.chroma is not None:
+            start = round(offset_s * self.sample_rate / self.hop_length) % len(self.chroma)
+            return replace(self, chroma=np.roll(self.chroma, -start, axis=0))
+        start = round(offset_s * self.sample_rate) % len(self.samples)
+        return Melody(np.roll(self.samples, -start), self.sample_rate)
 
 
 @dataclass(frozen=True)
