@@ -418,7 +418,7 @@ class Studio:
 
     def make_track(
         self,
-        request: TrackRequest,
+        request: TrackRequest | ReplaceRequest,
         *,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
@@ -432,8 +432,11 @@ class Studio:
         ``destination`` (a .wav path) with the recipe beside it as ``<name>.recipe.json``.
         ``on_audio`` receives pieces of audio while the track is made (streaming, one take only);
         ``on_status`` hears of the steps before decoding starts ("Separating the melody", fraction done).
-        The first take is returned; the others are in its ``takes``.
+        The first take is returned; the others are in its ``takes``. A ``ReplaceRequest`` is a replace's own plan
+        over the same stages (``replace_section``), so every caller of this one serves it too.
         """
+        if isinstance(request, ReplaceRequest):
+            return self.replace_section(request, on_progress=on_progress, cancel=cancel, destination=destination)
         # 1. Validate and resolve: preset, settings, export, takes, tempo, the track to extend
         plan = self.plan(request)
 
