@@ -10,7 +10,7 @@ sample for about a third of the tempos).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from .audio.arrays import resample
 from .audio.loops import LOOP_BARS, cut_loop, loop_start, material_seconds, most_bars, stretch_to_bpm
 from .audio.loudness import LoudnessReport, normalise_loudness
 from .audio.tempo import TempoReport, check_bpm, measure_tempo
+from .editing.keys import Key, land_in_key
 from .errors import InvalidInputError, quoted
 
 JOIN_FADE_SECONDS = 0.02  # an extend's crossfade from the given audio into the codec's own version of its end
@@ -87,6 +88,7 @@ class FinishedTake:
     stems: dict[str, np.ndarray] = field(default_factory=dict)
     tempo_record: dict = field(default_factory=dict)  # for the recipe: measured, asked, speed, loop
     notes: tuple[str, ...] = ()
+    key_record: dict | None = None  # for the recipe: the key asked for, measured, the semitones moved, in words
 
 
 def join_extend(original: np.ndarray, lead_in: np.ndarray, new: np.ndarray, rate: int) -> np.ndarray:
@@ -129,11 +131,20 @@ def finish_take(
     out_rate: int | None,
     duration: float,
     split_stems: StemSplitter | None = None,
+    key: Key | None = None,
+    length: float | None = None,
 ) -> FinishedTake:
-    """Measure the tempo and key, stretch to the asked BPM, set the loudness, cut a loop, split stems."""
+    """Measure the tempo and key, move into the asked key, stretch to the asked BPM, set the loudness, cut a loop
+    (or to exactly ``length`` seconds at the output rate), split stems.
+
+    The key moves the whole take, an extend's given audio too, so that it lands in one key.
+    """
     notes: list[str] = []
-    # 1. Tempo and key, as generated; then the exact BPM when one was asked for
+    # 1. Tempo and key, as generated; the smallest move into the key asked for; then the exact BPM asked for
     measured = measure_tempo(audio, rate, hint_bpm=tempo.bpm)
+    landing = land_in_key(audio, rate, key, measured.key) if key is not None else None
+    if landing is not None:  # moving the pitch keeps the timing, so the beats measured still hold
+        audio, measured = landing.audio, replace(measured, key=landing.result)
     record: dict = {"measured_bpm": _rounded(measured.bpm), "key": measured.key, "described": measured.describe()}
     report, before_level = measured, audio
     if tempo.bpm is not None:
@@ -148,26 +159,32 @@ def finish_take(
     if loudness.note:
         notes.append(loudness.note)
 
-    # 3. A loop: resampled to the output rate first, then cut there to the exact sample
-    if tempo.loop:
-        assert tempo.bpm is not None
+    # 3. A loop, or an exact length: resampled to the output rate first, then cut there to the exact sample
+    cut = tempo.loop or length is not None
+    if cut:
         rate_out = out_rate or rate
         levelled = resample(levelled, rate, rate_out)
-        bars = tempo.bars_for(duration)
-        start = loop_start(report, levelled.shape[-1] / rate_out, tempo.bpm, bars)
-        levelled = cut_loop(levelled, rate_out, tempo.bpm, bars, start)
-        record |= {"loop": {"bars": bars, "start_seconds": round(start, 4), "samples": levelled.shape[-1]}}
+        if tempo.loop:
+            assert tempo.bpm is not None
+            bars = tempo.bars_for(duration)
+            start = loop_start(report, levelled.shape[-1] / rate_out, tempo.bpm, bars)
+            levelled = cut_loop(levelled, rate_out, tempo.bpm, bars, start)
+            record |= {"loop": {"bars": bars, "start_seconds": round(start, 4), "samples": levelled.shape[-1]}}
+        else:
+            assert length is not None and levelled.shape[-1] >= round(length * rate_out), "too little to cut"
+            levelled = levelled[:, : round(length * rate_out)]
         rate = rate_out
 
     # 4. Stems of the finished mix, at its gain
     stems: dict[str, np.ndarray] = {}
     if split_stems is not None:
-        source = levelled if tempo.loop else before_level
-        gain = 0.0 if tempo.loop else loudness.gain_db  # a loop is cut from the levelled mix already
+        source = levelled if cut else before_level
+        gain = 0.0 if cut else loudness.gain_db  # a cut take is cut from the levelled mix already
         stems, stems_note = split_stems(source, rate, gain)
         if stems_note:
             notes.append(stems_note)
-    return FinishedTake(levelled, rate, report, loudness, stems, record, tuple(notes))
+    key_record = landing.record() if landing is not None else None
+    return FinishedTake(levelled, rate, report, loudness, stems, record, tuple(notes), key_record)
 
 
 def _rounded(bpm: float | None) -> float | None:

@@ -30,6 +30,8 @@ class Recipe:
     export: dict[str, Any] | None = None  # formats, rate, loudness target and result, stems written
     tempo: dict[str, Any] | None = None  # measured tempo and key; the BPM asked for, the stretch, the loop cut
     extend: dict[str, Any] | None = None  # the track continued: file name, sha256, seconds, seconds continued
+    key: dict[str, Any] | None = None  # the key asked for, the key measured, the semitones moved, the key now
+    sections: tuple[dict[str, Any], ...] = ()  # a composed song: each section's prompt, start, end (s) and seed
     replace: dict[str, Any] | None = None  # a section replaced: file, sha256, start and end, candidates' seeds, scores
     takes: tuple[dict[str, Any], ...] = ()  # every take of the request: its seed and file names
     audio_seconds: float = 0.0
@@ -56,6 +58,7 @@ class Recipe:
         data = asdict(self)
         data["notes"] = list(self.notes)
         data["takes"] = list(self.takes)
+        data["sections"] = list(self.sections)
         return {"format": RECIPE_FORMAT, "generator": "moodtape", "ai_generated": self.ai_notice, **data}
 
     def to_json(self) -> str:
@@ -70,6 +73,7 @@ class Recipe:
             values = {k: v for k, v in data.items() if k in known}
             values["notes"] = tuple(values.get("notes", ()))
             values["takes"] = tuple(values.get("takes", ()))
+            values["sections"] = tuple(values.get("sections", ()))
             return cls(settings=settings, **values)
         except (KeyError, TypeError) as e:
             raise InvalidInputError(f"This is not a Moodtape recipe: missing or malformed field {e}.") from e

@@ -13,6 +13,7 @@ from . import melody as melody_module
 from . import presets as presets_module
 from .audio import tempo as tempo_module
 from .audio.arrays import resample
+from .audio.cues import mark_cues
 from .audio.export import export_stems, export_track, metadata_for
 from .audio.loop_marker import mark_loop
 from .audio.loudness import apply_gain_db, normalise_loudness, stems_gain_db
@@ -20,8 +21,12 @@ from .audio.pictures import stems_picture, track_picture
 from .audio.stems import StemSeparator
 from .audio.uploads import DecodedTrack, LoadedAudio, load_audio, read_track
 from .config import AUTO_MODEL, ServerConfig
+from .editing import compose as compose_module
 from .editing import replace as replacing
+from .editing.compose import ComposePlan, ComposeRequest, PlannedSection
+from .editing.keys import Key, parse_key
 from .editing.replace import Candidate, ReplacePlan, ReplaceRequest
+from .editing.sections import parse_sections, section_seed, total_seconds
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
 from .library import Library, NewEntry
@@ -71,6 +76,7 @@ class TrackRequest:
     extend: str | None = None  # path of a track to continue; ``duration`` is then the seconds to add
     model: str | None = None  # a model's name from the server's list; None, "" or "auto" for the server's choice
     mode: str | None = None  # a replay: the mode its recipe was made in ("exact" or "fast"), to say if this one differs
+    key: str | None = None  # "A minor", "F# major": said in the prompt, and the track moved into it if need be
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, melody: str | None = None, extend: str | None = None) -> TrackRequest:
@@ -106,6 +112,7 @@ class TrackRequest:
             stems=export.get("stems"),
             model=recipe.model_name,
             mode=recipe.mode,
+            key=(recipe.key or {}).get("asked"),
         )
 
 
@@ -173,6 +180,10 @@ class Track:
             )
         if r.replace:
             lines.append(replacing.describe(r.replace))
+        if r.sections:
+            lines.append(compose_module.describe_sections(r.sections))
+        if r.key:
+            lines.append(r.key["described"])
         lines.extend(r.notes)
         return "\n\n".join(lines)
 
@@ -192,6 +203,8 @@ class _Plan:
     source: DecodedTrack | None = None  # the track an extend continues
     source_model: str | None = None  # the model that made it, from its embedded recipe
     model: str = ""  # the name of the model that makes it, from the server's list
+    key: Key | None = None  # the key to land in; None for none
+    length: float | None = None  # a composed song: cut to exactly this many seconds at the output rate
 
 
 class Studio:
@@ -411,10 +424,11 @@ class Studio:
                 f"A {tempo.bars_for(duration)}-bar loop at {tempo.bpm:g} BPM needs {generate:g} s of music to cut "
                 f"from, over this server's {self.max_duration:g} s; ask for fewer bars."
             )
-        settings = replace(settings, prompt=tempo.prompt_for(settings.prompt), duration=generate).with_seed()
+        key = parse_key(request.key)
+        settings = replace(settings, prompt=_saying(settings.prompt, tempo, key), duration=generate).with_seed()
         mood = " ".join((request.prompt or "").split()) or None
         family = preset.family if preset is not None else None
-        return _Plan(settings, export, tempo, takes, duration, preset_id, family, mood, model=model)
+        return _Plan(settings, export, tempo, takes, duration, preset_id, family, mood, model=model, key=key)
 
     def make_track(
         self,
@@ -437,7 +451,7 @@ class Studio:
         """
         if isinstance(request, ReplaceRequest):
             return self.replace_section(request, on_progress=on_progress, cancel=cancel, destination=destination)
-        # 1. Validate and resolve: preset, settings, export, takes, tempo, the track to extend
+        # 1. Validate and resolve: preset, settings, export, takes, tempo, key, the track to extend
         plan = self.plan(request)
 
         # 2. Prepare the melody: a MIDI file's notes; or decode a recording, take out a song's drums and bass (once
@@ -480,6 +494,8 @@ class Studio:
 
         # 4. Finish each take (join, tempo, loop, loudness, stems), then describe and write them all
         finished = [self._finish(plan, generated, cancel) for generated in made]
+        if on_audio is not None and (finished[0].key_record or {}).get("semitones"):
+            notes.append("The stream played the take as made; the files are moved into the key asked for.")
         recipes = [self._recipe(plan, g, f, hum, heard, notes, written) for g, f in zip(made, finished, strict=True)]
         names = _file_names(recipes, destination)
         takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
@@ -588,6 +604,76 @@ class Studio:
         ]
         return replace(tracks[0], takes=tuple(tracks[1:]))
 
+    def plan_compose(self, request: ComposeRequest) -> ComposePlan:
+        """Check a compose request and resolve it: the sections, each one's settings and seed, tempo, key, export."""
+        bpm = TempoRequest.from_request(request.bpm, None, None, None)
+        key = parse_key(request.key)
+        sections = parse_sections(request.sections, bpm.bpm)
+        if total_seconds(sections) > self.max_duration:
+            raise InvalidInputError(
+                f"The sections add up to {total_seconds(sections):.1f} s, over this server's "
+                f"{self.max_duration:g} s: shorten some, or leave some out."
+            )
+        export = ExportSettings.from_request(request.formats, request.sample_rate, request.loudness, request.stems)
+        model = self.models.pick(request.model, melody=False)
+        sampling = TrackRequest(
+            seed=request.seed,
+            temperature=request.temperature,
+            top_k=request.top_k,
+            top_p=request.top_p,
+            guidance_scale=request.guidance_scale,
+            negative_prompt=request.negative_prompt,
+        )
+        seed = self.settings_for(sampling).with_seed().seed  # checked and drawn once; section k gets seed + k
+        planned = []
+        for index, section in enumerate(sections):
+            preset = self.presets.find(section.preset)
+            seconds = compose_module.seconds_to_make(section, bpm.bpm)
+            asked = replace(sampling, prompt=section.prompt, duration=seconds, seed=section_seed(seed, index))
+            settings = self.settings_for(asked, preset)
+            said = replace(settings, prompt=_saying(settings.prompt, bpm, key))
+            planned.append(PlannedSection(section, said, preset.id if preset else None))
+        return ComposePlan(tuple(planned), seed, bpm.bpm, key, export, model)
+
+    def compose(
+        self,
+        request: ComposeRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        destination: str | Path | None = None,
+    ) -> Track:
+        """Make a song section by section and write it with a cue point per section; raises ``MoodtapeError``."""
+        # 1. Validate and resolve: sections, their settings and seeds, tempo, key, export
+        plan = self.plan_compose(request)
+
+        # 2. Generate: each section continues the song so far, landed in the key and stretched to the tempo
+        engine = self.models.acquire(plan.model)
+        audio, made = compose_module.make_song(engine, plan, on_progress=on_progress, cancel=cancel)
+        generated = compose_module.song_generated(plan, made, audio)
+
+        # 3. Finish the whole song (loudness, stems), cut to exactly the sum of its sections at the output rate
+        mood = " / ".join(planned.section.prompt or planned.preset_id or "" for planned in plan.sections)
+        steps = _Plan(generated.settings, plan.export, TempoRequest(), 1, plan.seconds, None, None, mood)
+        steps = replace(steps, model=plan.model, length=plan.seconds)
+        finished = self._finish(steps, generated, cancel)
+
+        # 4. Describe and write: the recipe with its sections, the files, a cue point per section
+        recipe = self._recipe(steps, generated, finished, None, None, list(compose_module.song_notes(plan, made)))
+        stretched = all(entry.get("stretched", False) for entry in compose_module.sections_record(plan, made))
+        tempo = {**(recipe.tempo or {}), **({"bpm": plan.bpm, "stretched": stretched} if plan.bpm else {})}
+        recipe = replace(
+            recipe,
+            tempo=tempo,
+            key=compose_module.key_record(plan, made, finished.tempo.key),
+            sections=tuple(compose_module.sections_record(plan, made)),
+        )
+        folder = Path(destination).parent if destination is not None else self.store.new_job_folder()
+        name = _file_names([recipe], destination)[0]
+        track = self._write(steps, generated, finished, recipe, folder, name, None, None)
+        mark_cues(track.wav_path, compose_module.song_cues(plan, finished.sample_rate))
+        return track
+
     def _finish(self, plan: _Plan, generated: GeneratedAudio, cancel: threading.Event | None) -> FinishedTake:
         """One take's audio, finished: an extend joined to its track, then tempo, loop, loudness and stems."""
         audio, rate = generated.audio, generated.sample_rate
@@ -606,6 +692,8 @@ class Studio:
             out_rate=plan.export.sample_rate,
             duration=plan.duration,
             split_stems=split if plan.export.stems else None,
+            key=plan.key,
+            length=plan.length,
         )
 
     def _recipe(
@@ -632,6 +720,7 @@ class Studio:
             export=export,
             tempo=finished.tempo_record,
             extend=_extend_record(plan, generated),
+            key=finished.key_record,
             audio_seconds=round(audio.shape[-1] / rate, 3),
             sample_rate=rate,
             channels=audio.shape[0],
@@ -780,6 +869,11 @@ def _variations(value: int | float | None) -> int:
             f"variations must be a whole number of takes from 1 to {MAX_TAKES}, got {quoted(value)}."
         )
     return value
+
+
+def _saying(prompt: str, tempo: TempoRequest, key: Key | None) -> str:
+    """The prompt that says the key and the tempo asked for ("..., in A minor, 90 bpm"), each once."""
+    return tempo.prompt_for(key.prompt_for(prompt) if key else prompt)
 
 
 def _given(value, fallback):

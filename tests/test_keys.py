@@ -67,23 +67,31 @@ def test_a_c_major_track_asked_for_d_major_measures_d_major():
     measured = measure_key(track, RATE)
     assert measured == "C major"
     landing = land_in_key(track, RATE, parse_key("D major"), measured)
-    assert landing.semitones == 2 and landing.note is None
-    assert landing.audio.shape == track.shape
-    assert measure_key(landing.audio, RATE) == "D major"
-    assert landing.record() == {"asked": "D major", "measured": "C major", "semitones": 2}
+    assert landing.semitones == 2 and landing.audio.shape == track.shape
+    assert measure_key(landing.audio, RATE) == "D major" == landing.result
+    said = "Key: asked for D major; measured C major, moved up 2 semitones"
+    assert landing.describe() == said
+    assert landing.record() == {
+        "asked": "D major",
+        "measured": "C major",
+        "semitones": 2,
+        "result": "D major",
+        "described": said,
+    }
 
 
 def test_the_relative_minor_moves_nothing():
     track = pattern(100, 6.0, RATE, chords=C_MAJOR)
     landing = land_in_key(track, RATE, parse_key("A minor"), "C major")
-    assert landing.semitones == 0 and landing.audio is track
+    assert landing.semitones == 0 and landing.audio is track and landing.result == "C major"
+    assert landing.describe() == "Key: asked for A minor; measured C major, so nothing was moved"
 
 
 def test_an_unclear_key_moves_nothing_and_says_so():
     noise = np.random.default_rng(0).normal(0, 0.1, (1, RATE * 2)).astype(np.float32)
     landing = land_in_key(noise, RATE, parse_key("E minor"), None)
-    assert landing.audio is noise and landing.semitones == 0
-    assert "no clear key" in landing.note and "E minor" in landing.note
+    assert landing.audio is noise and landing.semitones == 0 and landing.result is None
+    assert landing.describe() == "Key: asked for E minor; no clear key could be measured, so nothing was moved"
 
 
 def test_transposing_keeps_length_timing_and_moves_the_pitch():

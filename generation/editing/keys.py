@@ -95,22 +95,46 @@ class Landing:
     asked: str  # the key asked for, as named
     measured: str | None  # the key measured before moving; None when no key was clear
     semitones: int  # how far the audio moved: up when positive, 0 when nothing moved
-    note: str | None = None  # for the summary when the key could not be measured; None otherwise
+
+    @property
+    def result(self) -> str | None:
+        """The key the audio is in now: the measured one moved by ``semitones`` (spelt with sharps, as measured)."""
+        if self.measured is None:
+            return None
+        from ..melody import PITCH_CLASSES
+
+        key = parse_key(self.measured, "measured key")
+        return f"{PITCH_CLASSES[(key.tonic + self.semitones) % 12]} {key.mode}"
 
     def record(self) -> dict:
-        """For the recipe: the key asked for, the key measured and the semitones moved."""
-        return {"asked": self.asked, "measured": self.measured, "semitones": self.semitones}
+        """For the recipe: the key asked for, the key measured, the semitones moved, the key it is in now, in words."""
+        return {
+            "asked": self.asked,
+            "measured": self.measured,
+            "semitones": self.semitones,
+            "result": self.result,
+            "described": self.describe(),
+        }
+
+    def describe(self) -> str:
+        """For the summary: "Key: asked for D major; measured C major, moved up 2 semitones"."""
+        if self.measured is None:
+            return f"Key: asked for {self.asked}; no clear key could be measured, so nothing was moved"
+        if not self.semitones:
+            return f"Key: asked for {self.asked}; measured {self.measured}, so nothing was moved"
+        way = "up" if self.semitones > 0 else "down"
+        moved = f"{way} {abs(self.semitones)} semitone{'s' if abs(self.semitones) > 1 else ''}"
+        return f"Key: asked for {self.asked}; measured {self.measured}, moved {moved}"
 
 
 def land_in_key(audio: np.ndarray, rate: int, asked: Key, measured: str | None) -> Landing:
     """``audio`` moved by the smallest interval from its ``measured`` key (a name, or None) to ``asked``.
 
-    Nothing moves when the measured key is the asked one or its relative, or when no key was measured: then
-    the landing carries a note saying so.
+    Nothing moves when the measured key is the asked one or its relative, or when no key was measured
+    (``Landing.describe`` says so).
     """
     if measured is None:
-        note = f"Key: no clear key could be measured, so the track was left as made rather than moved to {asked.name}."
-        return Landing(audio, asked.name, None, 0, note)
+        return Landing(audio, asked.name, None, 0)
     shift = semitones_between(parse_key(measured, "measured key"), asked)
     moved = transpose(audio, rate, shift) if shift else audio
     return Landing(moved, asked.name, measured, shift)
