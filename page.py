@@ -17,7 +17,7 @@ import gradio as gr
 from generation.endpoints import EVERY_PARAMETER, GENERATE_PARAMETERS, Parameter
 from generation.errors import MoodtapeError
 from generation.studio import MAX_TAKES, Studio
-from runner import RESULT_COUNT, Finished, InProgress, TrackResults
+from runner import RESULT_COUNT, Finished, InProgress, PreviewPlayer, TrackResults
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_INPUTS = ("prompt", "preset", "melody")  # the parameters each example fills
@@ -77,6 +77,12 @@ def _widgets() -> dict[str, Callable[..., gr.Component]]:
             type="filepath",
             label="Hum a melody, or upload a song to restyle (optional)",
             elem_id="melody",
+        ),
+        "melody_cleanup": partial(
+            gr.Checkbox,
+            value=p["melody_cleanup"].default,
+            label="Tidy my hum: snap its notes to its key and to 1/8 notes",
+            elem_id="melody-cleanup",
         ),
         "duration": partial(_slider, p["duration"], step=1, label="Duration (s)", elem_id="duration"),
         "seed": partial(
@@ -226,6 +232,7 @@ class PageInputs:
     preset_info: gr.Markdown
     generate: gr.Button
     stop: gr.Button
+    midi_melody: gr.File | None = None  # a .mid given on the page is the melody (the recorder takes only audio)
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,10 @@ def inputs_column(studio: Studio) -> PageInputs:
         # With one model there is nothing to pick: the input still exists, for the request, but is not shown
         place("model", choices=studio.models.choices(), visible=len(studio.models.names) > 1)
         place("melody")
+        midi_melody = gr.File(
+            label="Or a MIDI file as the melody (.mid)", file_types=[".mid", ".midi"], elem_id="midi-melody"
+        )
+        place("melody_cleanup")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
         with gr.Row():
@@ -306,7 +317,8 @@ def inputs_column(studio: Studio) -> PageInputs:
         with gr.Row():
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
-    return PageInputs({p.name: widgets[p.name] for p in GENERATE_PARAMETERS}, preset_info, generate, stop)
+    values = {p.name: widgets[p.name] for p in GENERATE_PARAMETERS}
+    return PageInputs(values, preset_info, generate, stop, midi_melody)
 
 
 def _takes_row() -> TakePanels:
@@ -332,7 +344,7 @@ def _takes_row() -> TakePanels:
 def results_column() -> ResultPanels:
     """The preview, the track and its takes, downloads, summary, pictures; extend or reuse it; history, recipe."""
     with gr.Column(scale=1):
-        stream_player = gr.Audio(
+        stream_player = PreviewPlayer(  # its stream reaches the page only with audio in it
             label="Preview: plays while the track is made",
             streaming=True,
             autoplay=True,

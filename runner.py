@@ -13,22 +13,28 @@ import logging
 import queue
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import gradio as gr
 import numpy as np
 
 from generation.errors import GenerationCancelled, MoodtapeError
 from generation.studio import Studio, Track, TrackRequest
+from library_tab import OwnerRule, owner_rule_for, request_owner
 from zerogpu import track_maker
 
 log = logging.getLogger("moodtape.runner")
 
 TICK_S = 0.5  # how often a handler reports progress and gives Gradio a chance to cancel it
+# How long the preview's first piece waits for the AAC encoder's first frames (see PreviewPlayer) before the player
+# gets its stream anyway: the wait ends as soon as they come, and no busy machine here took more than 2 s.
+FIRST_SEGMENT_WAIT_S = 10.0
 StreamTo = Literal["player", "files"] | None  # pieces as WAV bytes for a streaming gr.Audio, as files, or none
 
 
@@ -90,6 +96,56 @@ class Finished:
     results: TrackResults
 
 
+class PreviewPlayer(gr.Audio):
+    """A streaming ``gr.Audio`` whose stream reaches the page only once it holds audio.
+
+    Gradio hands the page a stream's playlist with its first chunk, whether or not the AAC encoder has made a frame
+    of it yet, and it waits only 0.1 s for the encoder's ffmpeg to come up. On a busy machine ffmpeg comes up later
+    (0.15 s with other work running, up to 1.9 s with both cores spinning): the player then loads a playlist with
+    no segments, and if the next piece is more than about 3 s away (or the run is cancelled, which ends the stream
+    as it is) the browser's HLS player fails with "No Segments found in Playlist". Here the first chunk waits for
+    the encoder's first frames instead.
+    """
+
+    is_template = True  # drawn by gr.Audio's own front end; see api_components.py
+
+    async def stream_output(self, value: Any, output_id: str, first_chunk: bool) -> tuple[Any, Any]:
+        chunk, output = await super().stream_output(value, output_id, first_chunk)
+        if chunk is None and first_chunk and isinstance(value, bytes) and _fills_aac_frames(value):
+            chunk = await anyio.to_thread.run_sync(_first_frames, output_id)
+        return chunk, output
+
+
+def _fills_aac_frames(wav: bytes) -> bool:
+    """Whether ``wav`` is long enough for the AAC encoder to emit a frame before its input ends.
+
+    The encoder holds back its first frame's worth of samples (its priming), so it needs two frames' worth before
+    it emits one; three leaves room for the resampler's delay.
+    """
+    from gradio.audio_stream_encoder import AAC_FRAME_SAMPLES, nearest_adts_rate
+
+    with wave.open(io.BytesIO(wav)) as audio:
+        rate, frames = audio.getframerate(), audio.getnframes()
+    return frames * nearest_adts_rate(rate) >= 3 * AAC_FRAME_SAMPLES * rate
+
+
+def _first_frames(output_id: str) -> Any:
+    """The first AAC frames of the stream ``output_id``, once its encoder makes them (``None`` if it never does).
+
+    Gradio keeps each stream's encoder in a private registry and offers no public way to wait for its output;
+    ``take`` with a timeout is the encoder's own call for this case. Without the registry (another Gradio
+    version) the stream opens as Gradio opens it.
+    """
+    from gradio.audio_stream_encoder import segment_from_frames
+    from gradio.components import audio
+
+    slot = getattr(audio, "_stream_encoders", {}).get(output_id)
+    encoder = getattr(slot, "encoder", None)
+    if encoder is None:
+        return None
+    return segment_from_frames(encoder, encoder.take(timeout=FIRST_SEGMENT_WAIT_S))
+
+
 class TrackRunner:
     """Runs studio requests on worker threads and speaks Gradio: progress bars, streamed pieces, ``gr.Error``.
 
@@ -97,8 +153,15 @@ class TrackRunner:
     handler's generator is closed and the generation thread is told to stop.
     """
 
-    def __init__(self, studio: Studio, workers: int = 8, timeout_s: float | None = None):
+    def __init__(
+        self,
+        studio: Studio,
+        workers: int = 8,
+        timeout_s: float | None = None,
+        owner_rule: OwnerRule | None = None,
+    ):
         self.studio = studio
+        self.owner_rule = owner_rule or owner_rule_for(studio.config)  # whose library a request fills
         self._make_track = track_maker(studio)
         self.timeout_s = timeout_s or studio.config.request_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodtape-gen")
@@ -112,6 +175,7 @@ class TrackRunner:
         ``"player"`` (WAV bytes for a streaming ``gr.Audio``) or ``"files"`` (the path of a small
         WAV file, for API clients).
         """
+        owner = self.owner()  # now, in the handler: Gradio's request is at hand
         cancel = threading.Event()
         steps = {"done": 0, "total": 0}
         status: dict[str, Any] = {}  # the latest step before decoding: what it is and how far along
@@ -147,7 +211,7 @@ class TrackRunner:
                 elif status:  # a step before decoding, such as taking a song's drums and bass out of its melody
                     progress(status["fraction"], desc=f"{status['message']}…")
                 yield InProgress(self._encode(piece, request, stream_to))
-            track = future.result()
+            track = self._keep(future.result(), owner)
         except gr.Error:
             raise
         except Exception as e:
@@ -155,6 +219,19 @@ class TrackRunner:
         finally:
             cancel.set()  # when Gradio cancels this handler, stop the generation thread too
         yield Finished(TrackResults.of(track))
+
+    def owner(self) -> str | None:
+        """Whose library the request being handled reads and fills; None: an anonymous visitor, no library."""
+        return request_owner(self.owner_rule)
+
+    def _keep(self, track: Track, owner: str | None) -> Track:
+        """The finished track moved into ``owner``'s library; left where it is, with a warning, when it cannot go."""
+        try:
+            return self.studio.keep(track, owner)
+        except (MoodtapeError, OSError) as e:
+            log.warning("A track was not kept in the library of %r: %s", owner, e)
+            gr.Warning(f"This track was not kept in your library: {e}")
+            return track
 
     def _stop_if_too_slow(self, started: float, cancel: threading.Event) -> None:
         if time.monotonic() - started > self.timeout_s:

@@ -2,13 +2,14 @@
 
 What a person does, end to end: open the page, type a mood, pick a style, generate, play and download the
 WAV; hum a melody; make two takes, pick one and extend it; make a loop; make a mistake and recover; submit with
-the keyboard; use a phone. Every test also fails
+the keyboard; use a phone; press Generate again while a track starts on a machine with every core busy. Every test
+also fails
 on any failed request (a missing script or style, HTTP 400 or more) or error in the browser's console.
 
 Needs ``pip install playwright`` (see requirements-dev.txt) and a Chromium on PATH (Debian: ``apt-get install
 chromium``); Playwright's own browser download is not used. Without a Chromium the tests are skipped.
 
-Screenshots (full page) are written into pytest's temp folder. To refresh the ones the README embeds::
+Screenshots (full page) are written into pytest's temp folder. To refresh the ones the README and docs/ embed::
 
     MOODTAPE_SCREENSHOTS=1 python -m pytest tests/test_browser.py    # writes docs/screenshots/*.png
 
@@ -21,6 +22,8 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +50,7 @@ CHROMIUM_ARGS = [
 RATE = 32_000  # MusicGen's output sample rate
 ABORTED_BY_THE_PAGE = "net::ERR_ABORTED"  # how Chromium reports a request the page itself cancelled
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+LOAD_LIMIT_S = 300  # a spinner ends itself after this long, even if the test that started it never comes back
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +145,19 @@ def wait_for_result(page: Page) -> None:
         "[...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))",
         timeout=WAIT_MS,
     )
+
+
+@contextmanager
+def every_core_busy() -> Iterator[None]:
+    """One process spinning on each core the tests may use, for the block's duration (at most ``LOAD_LIMIT_S``)."""
+    spin = f"import time\nend = time.monotonic() + {LOAD_LIMIT_S}\nwhile time.monotonic() < end: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in os.sched_getaffinity(0)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def snap(page: Page, path: Path) -> None:
@@ -309,3 +326,33 @@ def test_on_a_phone_the_controls_fit_the_screen(browser, live_server, screenshot
         expect(generate).to_be_in_viewport()
         expect(generate).to_be_visible()
         snap(page, screenshots / "phone.png")
+
+
+def test_generate_pressed_again_while_a_track_starts_under_cpu_load(page):
+    """Every core busy: the preview's audio encoder starts slowly, and the player still only ever gets audio.
+
+    Each round presses Generate, then again half a second later, as the track starts streaming. The page fixture
+    fails the test on any console error (such as the HLS player's "No Segments found in Playlist"), page error or
+    failed request.
+    """
+    playlists: list[tuple[str, int]] = []  # (stream, segments) for every playlist the preview player loaded
+
+    def on_response(response: Response) -> None:
+        if response.url.split("?")[0].endswith("/playlist.m3u8") and response.ok:
+            playlists.append((response.url.rsplit("/", 2)[0], response.text().count("#EXTINF")))
+
+    page.on("response", on_response)
+    page.locator("#prompt textarea").fill("rainy night, mellow piano")
+    set_duration(page, 1)
+    rounds = 5
+    with every_core_busy():
+        for seed in range(1, rounds + 1):
+            page.locator("#seed input").fill(str(seed))
+            page.locator("#generate").click()
+            page.wait_for_timeout(500)
+            page.locator("#generate").click()
+            expect(page.locator("#summary")).to_contain_text(f"Seed {seed} ·", timeout=WAIT_MS)
+            wait_for_result(page)
+    empty = sorted({stream for stream, segments in playlists if segments == 0})
+    assert not empty, f"the preview player loaded a playlist with no audio yet, from {len(empty)} stream(s): {empty}"
+    assert len({stream for stream, _ in playlists}) >= rounds, "each round streams its track to the preview"
