@@ -45,6 +45,7 @@ from generation.model.chroma import ChromaExtractor, MelodyProcessor
 from generation.model.engine import MusicGenEngine
 from generation.model.loading import gpu_dtype
 from generation.model.model_thread import on_model_thread
+from generation.model.spec import EngineSpec
 from generation.model.types import GeneratedAudio, Melody
 from generation.settings import GenerationSettings
 from generation.studio import Studio, TrackRequest
@@ -418,11 +419,15 @@ def melody_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Ro
     model, processor = on_model_thread(build, "melody", args.tiny)
     melody = hum(MELODY_NOTES, note_seconds=0.5, rate=RATE)
     settings = GenerationSettings(prompt=PROMPT, duration=short, seed=1)
-    exact = MusicGenEngine.from_model(model, processor, "random musicgen-melody", family="melody", fast=False)
+    exact = MusicGenEngine.from_model(
+        model, processor, EngineSpec(model_id="random musicgen-melody", family="melody", fast=False)
+    )
     plain_generate(model, processor, 1.0, melody)  # warm-up
     plain = plain_generate(model, processor, short, melody)
     app = exact.generate(settings, melody=Melody(melody, RATE)).seconds_taken
-    fast = MusicGenEngine.from_model(model, processor, "random musicgen-melody", family="melody", fast=True)
+    fast = MusicGenEngine.from_model(
+        model, processor, EngineSpec(model_id="random musicgen-melody", family="melody", fast=True)
+    )
     fast_s = fast.generate(settings, melody=Melody(melody, RATE)).seconds_taken
     return [
         compute_row("melody", short, plain, app, fast=False, target="within 5% of plain"),
@@ -437,11 +442,11 @@ def stereo_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Ro
     model, processor = on_model_thread(build, "text", args.tiny, 2)
     settings = GenerationSettings(prompt=PROMPT, duration=short, seed=1)
     name = "random musicgen-stereo-small"
-    exact = MusicGenEngine.from_model(model, processor, name, fast=False, device="cpu")
+    exact = MusicGenEngine.from_model(model, processor, EngineSpec(model_id=name, fast=False, device="cpu"))
     plain_generate(model, processor, 1.0)  # warm-up
     plain = plain_generate(model, processor, short)
     app = exact.generate(settings).seconds_taken
-    fast = MusicGenEngine.from_model(model, processor, name, fast=True, device="cpu")
+    fast = MusicGenEngine.from_model(model, processor, EngineSpec(model_id=name, fast=True, device="cpu"))
     fast.generate(replace(settings, duration=1.0))  # warm-up: the fast loop's buffers and int8 kernels
     fast_s = fast.generate(settings).seconds_taken
     say(f"stereo-small: plain {plain:.1f} s, exact {app:.1f} s, fast {fast_s:.1f} s for {short:g} s")
@@ -470,12 +475,9 @@ def gpu_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
         engine = MusicGenEngine.from_model(
             model,
             processor,
-            f"random {name}",
-            family=family,
-            fast=False,
-            device=device,
-            decoding="static",
-            max_batch=16,
+            EngineSpec(
+                model_id=f"random {name}", family=family, fast=False, device=device, decoding="static", max_batch=16
+            ),
         )
         melody = hum(MELODY_NOTES, note_seconds=0.5, rate=RATE) if family == "melody" else None
         heard = None if melody is None else Melody(melody, RATE)
@@ -549,12 +551,14 @@ def fast_comparison_rows(args: argparse.Namespace, say: Callable[..., object]) -
     own = str(static_decoding.cpu_cache_dtype()).removeprefix("torch.")  # this CPU's key/value cache
     other = "float32" if own == "bfloat16" else "bfloat16"
     engines = {
-        "after": MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu"),
+        "after": MusicGenEngine.from_model(
+            model, processor, EngineSpec(model_id="random musicgen-small", fast=True, device="cpu")
+        ),
         "before": MusicGenEngine.from_model(
-            model, processor, "random musicgen-small", fast=True, device="cpu", decoding="generate"
+            model, processor, EngineSpec(model_id="random musicgen-small", fast=True, device="cpu", decoding="generate")
         ),
         "other cache": MusicGenEngine.from_model(
-            model, processor, "random musicgen-small", fast=True, device="cpu", cpu_cache=other
+            model, processor, EngineSpec(model_id="random musicgen-small", fast=True, device="cpu", cpu_cache=other)
         ),
     }
     settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
@@ -568,7 +572,9 @@ def fast_comparison_rows(args: argparse.Namespace, say: Callable[..., object]) -
     rows = []
     plain: float | None = None  # not run: the plain and exact columns take 4 more minutes
     if args.with_plain:
-        exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu")
+        exact = MusicGenEngine.from_model(
+            model, processor, EngineSpec(model_id="random musicgen-small", fast=False, device="cpu")
+        )
         exact.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
         plain = plain_generate(model, processor, clip)
         app = exact.generate(settings).seconds_taken
@@ -607,13 +613,19 @@ def run(args: argparse.Namespace) -> list[Row]:
     say("building musicgen-small (random weights)...")
     model, processor = on_model_thread(build, "text", args.tiny)  # one OpenMP team: see model_thread.py
     windows = {"window_seconds": args.window, "extend_stride": args.stride}  # for tracks longer than one window
-    exact = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=False, device="cpu", **windows)
+    exact = MusicGenEngine.from_model(
+        model, processor, EngineSpec(model_id="random musicgen-small", fast=False, device="cpu", **windows)
+    )
     rows, plain = exact_rows(model, processor, exact, args, say)
 
     # 2. Fast CPU mode: int8 decoder weights, quantised from the float model, which is then freed
-    fast = MusicGenEngine.from_model(model, processor, "random musicgen-small", fast=True, device="cpu", **windows)
+    fast = MusicGenEngine.from_model(
+        model, processor, EngineSpec(model_id="random musicgen-small", fast=True, device="cpu", **windows)
+    )
     before = MusicGenEngine.from_model(
-        model, processor, "random musicgen-small", fast=True, device="cpu", decoding="generate", **windows
+        model,
+        processor,
+        EngineSpec(model_id="random musicgen-small", fast=True, device="cpu", decoding="generate", **windows),
     )
     del exact, model
     gc.collect()

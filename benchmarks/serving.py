@@ -34,6 +34,7 @@ from benchmarks.bench import concurrently, cpu_name, request, time_to_first_audi
 from generation.config import ServerConfig  # noqa: E402
 from generation.model.engine import MusicGenEngine  # noqa: E402
 from generation.model.remote import SERVE_APP, RemoteEngine  # noqa: E402
+from generation.model.spec import EngineSpec  # noqa: E402
 
 THREADS = 1  # torch threads per engine: two replicas on two cores, one each
 RUNS = 3  # first-audio and one-request times: the median of this many, after a warm-up
@@ -96,7 +97,7 @@ def _run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         config = ServerConfig.from_env({"HF_HUB_OFFLINE": "1"})
         figures = {}
         say("in this process...")
-        local = MusicGenEngine(str(folder), device="cpu", fast=False, config=config)
+        local = MusicGenEngine(EngineSpec(model_id=str(folder), device="cpu", fast=False), config=config)
         figures["in-process"] = measure(local, args.requests, args.clip)
         local.unload()
 
@@ -106,7 +107,9 @@ def _run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             for replicas in (1, 2):
                 say(f"{replicas} replica(s)...")
                 deploy_replicas(replicas)
-                remote = RemoteEngine(str(folder), device="cpu", fast=False, config=config, app=SERVE_APP)
+                remote = RemoteEngine(
+                    EngineSpec(model_id=str(folder), device="cpu", fast=False), config=config, app=SERVE_APP
+                )
                 figures[f"{replicas} replica(s)"] = measure(remote, args.requests * replicas, args.clip)
     return figures
 

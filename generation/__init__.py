@@ -17,14 +17,22 @@ from .settings import ExportSettings, GenerationSettings
 
 if TYPE_CHECKING:
     from .model.engine import MusicGenEngine
+    from .model.spec import EngineSpec
     from .studio import Studio, Track, TrackRequest
 
 __version__ = "0.1.0"
 
-_LAZY = {"MusicGenEngine": "model.engine", "Studio": "studio", "Track": "studio", "TrackRequest": "studio"}
+_LAZY = {
+    "EngineSpec": "model.spec",
+    "MusicGenEngine": "model.engine",
+    "Studio": "studio",
+    "Track": "studio",
+    "TrackRequest": "studio",
+}
 
 __all__ = [
     "ConfigError",
+    "EngineSpec",
     "ExportSettings",
     "GenerationCancelled",
     "GenerationSettings",

@@ -221,8 +221,9 @@ class ModelCatalog:
 
     def _new_engine(self, source: str, kind: str) -> Any:
         from .model.backends import new_engine  # in this process, or on the cluster (MOODTAPE_BACKEND)
+        from .model.spec import EngineSpec
 
-        return new_engine(self.config, source, family=kind)
+        return new_engine(self.config, EngineSpec(model_id=source, family=kind))
 
     def describe(self) -> list[dict[str, Any]]:
         """Each model: name, source, kind, channels, decoder size, loaded or not, and what it is the default for."""

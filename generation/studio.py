@@ -34,7 +34,8 @@ from .library import embedded_recipe as _embedded_recipe
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .midi.as_melody import NotesMelody, is_midi, melody_from_midi, tidied_hum
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
-from .model.engine import MAX_TAKES, MusicGenEngine
+from .model.engine import MusicGenEngine
+from .model.spec import MAX_TAKES, EngineSpec
 from .model.types import MELODY, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
 from .models import ModelCatalog
 from .naming import track_file_name, track_title
@@ -232,7 +233,7 @@ class Studio:
         self.config = config
         if models is None and (engine is not None or melody_engine is not None):
             engines = {"text": engine or MusicGenEngine(config=config)}
-            engines["melody"] = melody_engine or MusicGenEngine(family=MELODY, config=config)
+            engines["melody"] = melody_engine or MusicGenEngine(EngineSpec(family=MELODY), config=config)
             entries = [(name, e.model_id) for name, e in engines.items()]
             models = ModelCatalog(entries, config, engines=engines, max_loaded=max_loaded_models)
         self.models = models or ModelCatalog.from_config(config, max_loaded=max_loaded_models)
@@ -432,7 +433,7 @@ class Studio:
 
     def make_track(
         self,
-        request: TrackRequest | ReplaceRequest,
+        request: TrackRequest | ReplaceRequest | ComposeRequest,
         *,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
@@ -447,10 +448,13 @@ class Studio:
         ``on_audio`` receives pieces of audio while the track is made (streaming, one take only);
         ``on_status`` hears of the steps before decoding starts ("Separating the melody", fraction done).
         The first take is returned; the others are in its ``takes``. A ``ReplaceRequest`` is a replace's own plan
-        over the same stages (``replace_section``), so every caller of this one serves it too.
+        over the same stages (``replace_section``), a ``ComposeRequest`` a compose's (``compose``), so every caller
+        of this one serves them too.
         """
         if isinstance(request, ReplaceRequest):
             return self.replace_section(request, on_progress=on_progress, cancel=cancel, destination=destination)
+        if isinstance(request, ComposeRequest):
+            return self.compose(request, on_progress=on_progress, cancel=cancel, destination=destination)
         # 1. Validate and resolve: preset, settings, export, takes, tempo, key, the track to extend
         plan = self.plan(request)
 

@@ -1,6 +1,6 @@
 """The replica: MusicGen engines on one worker of a Ray Serve cluster, each request streamed back as events.
 
-A replica holds one ``MusicGenEngine`` per model a request names (``ModelSpec``), loaded on first use, at most
+A replica holds one ``MusicGenEngine`` per model a request names (its ``EngineSpec``), loaded on first use, at most
 ``max_loaded_models`` at once. Requests run through the engine's own batcher, not Serve's ``@serve.batch``:
 the engine drops a cancelled row from a running batch and its batch-mates finish, which ``@serve.batch``
 cannot do. Each request is a streaming call whose events ``generation.model.remote.RemoteEngine`` replays.
@@ -28,9 +28,9 @@ from generation.model.remote import (
     PROGRESS,
     WORKER,
     Description,
-    ModelSpec,
     RemoteRequest,
 )
+from generation.model.spec import EngineSpec
 from generation.models import make_room
 
 PROGRESS_EVERY_S = 0.25  # progress events at most this often (and the last step): the page shows progress every 0.5 s
@@ -49,32 +49,21 @@ class MusicGenReplica:
         self.max_batch = max_batch or self.config.max_batch
         self.max_loaded_models = max_loaded_models or self.config.max_loaded_models
         self.worker = f"{serve.get_replica_context().replica_id.to_full_id_str()} on {socket.gethostname()}"
-        self._engines: OrderedDict[ModelSpec, MusicGenEngine] = OrderedDict()
+        self._engines: OrderedDict[EngineSpec, MusicGenEngine] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="moodtape-replica")
 
-    def _engine(self, spec: ModelSpec) -> MusicGenEngine:
+    def _engine(self, spec: EngineSpec) -> MusicGenEngine:
         """The engine for ``spec``, made on first use; others past the limit are unloaded before it loads."""
+        spec = replace(spec, max_batch=self.max_batch)  # this replica batches by its own setting
         with self._lock:
-            engine = self._engines.pop(spec, None) or MusicGenEngine(
-                spec.model_id,
-                family=spec.family,
-                revision=spec.revision,
-                device=spec.device,
-                fast=spec.fast,
-                decoding=spec.decoding,
-                max_batch=self.max_batch,
-                window_seconds=spec.window_seconds,
-                extend_stride=spec.extend_stride,
-                prompt_seconds=spec.prompt_seconds,
-                config=self.config,
-            )
+            engine = self._engines.pop(spec, None) or MusicGenEngine(spec, config=self.config)
             self._engines[spec] = engine  # the most recently used last
             if not engine.loaded:  # it will load: free the least recently used beyond the limit first
                 make_room(self._engines.values(), engine, self.max_loaded_models)
         return engine
 
-    async def describe(self, spec: ModelSpec) -> Description | Exception:
+    async def describe(self, spec: EngineSpec) -> Description | Exception:
         """Load the model (once) and say what the local engine's properties would; or why it cannot load."""
         engine = self._engine(spec)
         try:

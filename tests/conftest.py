@@ -25,6 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach t
 # Unset, fast mode is the CPU default; the suite's bit-for-bit checks against transformers need the exact path, so
 # engines here are exact unless a test asks for fast mode by name (tests/test_fast_mode.py covers the default).
 os.environ.setdefault("MOODTAPE_FAST_CPU", "0")
+# Tests never write into the real per-user library folder: the library is off unless a test gives it a folder
+# (tests/test_library.py, tests/test_library_live.py).
+os.environ.setdefault("MOODTAPE_LIBRARY_DIR", "off")
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +63,9 @@ def tiny_demucs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def engine(tiny_model_dir: Path):
     from generation.model.engine import MusicGenEngine
+    from generation.model.spec import EngineSpec
 
-    engine = MusicGenEngine(str(tiny_model_dir))
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir)))
     engine.load()
     return engine
 
@@ -73,8 +77,9 @@ def short_window_engine(tiny_model_dir: Path):
     An extend then continues at most 1.33 s of its audio (two thirds of a window, as 20 s of 30).
     """
     from generation.model.engine import MusicGenEngine
+    from generation.model.spec import EngineSpec
 
-    engine = MusicGenEngine(str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0)
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0))
     engine.load()
     return engine
 
@@ -82,8 +87,9 @@ def short_window_engine(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def melody_engine(tiny_melody_model_dir: Path):
     from generation.model.engine import MusicGenEngine
+    from generation.model.spec import EngineSpec
 
-    engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody")
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_melody_model_dir), family="melody"))
     engine.load()
     return engine
 

@@ -11,6 +11,7 @@ from generation.config import ServerConfig
 from generation.errors import GenerationCancelled, InvalidInputError, ModelLoadError
 from generation.model.engine import MusicGenEngine
 from generation.model.loading import pick_device
+from generation.model.spec import EngineSpec
 from generation.settings import GenerationSettings
 
 
@@ -86,7 +87,7 @@ def test_empty_prompt_is_refused(engine):
 
 
 def test_model_loads_once_and_is_reused(tiny_model_dir):
-    engine = MusicGenEngine(str(tiny_model_dir))
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir)))
     assert not engine.loaded
     engine.load()
     model = engine._model
@@ -96,7 +97,7 @@ def test_model_loads_once_and_is_reused(tiny_model_dir):
 
 def test_unreachable_hub_model_explains_how_to_get_it(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    engine = MusicGenEngine("facebook/musicgen-does-not-exist-here")
+    engine = MusicGenEngine(EngineSpec(model_id="facebook/musicgen-does-not-exist-here"))
     with pytest.raises(ModelLoadError) as info:
         engine.load()
     message = str(info.value)
@@ -108,7 +109,7 @@ def test_unreachable_hub_model_explains_how_to_get_it(monkeypatch):
 def test_folder_without_a_checkpoint_is_named_in_the_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model")
     with pytest.raises(ModelLoadError, match=str(tmp_path)):
-        MusicGenEngine(str(tmp_path)).load()
+        MusicGenEngine(EngineSpec(model_id=str(tmp_path))).load()
 
 
 def test_model_id_comes_from_the_environment(monkeypatch, tiny_model_dir):

@@ -11,6 +11,7 @@ import torch
 from generation.errors import GenerationCancelled
 from generation.model.decoding import CONV_CHUNK_FRAMES, DECODE_PIECE_FRAMES, decode_all, decode_range, decode_whole
 from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.settings import GenerationSettings
 from tests.batching import run_together
 
@@ -46,7 +47,7 @@ def test_requests_of_different_lengths_are_not_batched_together(engine):
 
 
 def test_max_batch_caps_the_batch(tiny_model_dir):
-    engine = MusicGenEngine(str(tiny_model_dir), max_batch=2)
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), max_batch=2))
     results = run_together(engine, [settings(p, seed=i) for i, p in enumerate(PROMPTS)])
     assert max(r.batch_size for r in results) == 2
 
@@ -127,7 +128,9 @@ def test_long_form_follows_a_melody_through_every_window(tiny_melody_model_dir):
     from generation.model.types import Melody
     from tests.audio_factory import hum
 
-    engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody", window_seconds=2.0, extend_stride=1.0)
+    engine = MusicGenEngine(
+        EngineSpec(model_id=str(tiny_melody_model_dir), family="melody", window_seconds=2.0, extend_stride=1.0)
+    )
     melody = Melody(hum(("A3", "C#4", "E4"), note_seconds=0.6, rate=RATE), RATE)
     result = engine.generate(settings(duration=4.0), melody=melody)
     assert result.audio.shape == (1, 4 * RATE) and result.windows == 3
@@ -187,7 +190,7 @@ def test_decoding_the_last_layers_in_chunks_gives_the_whole_decodes_samples(engi
 def test_fast_mode_stores_the_decoder_as_int8_and_still_makes_music(tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
-    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
     result = fast.generate(settings())
     assert fast.mode == "fast" and result.mode == "fast"
     assert isinstance(fast._model.decoder.lm_heads[0], DynamicQuantizedLinear)
@@ -198,9 +201,9 @@ def test_fast_mode_stores_the_decoder_as_int8_and_still_makes_music(tiny_model_d
 
 def test_fast_mode_is_read_from_the_environment(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("MOODTAPE_FAST_CPU", "1")
-    assert MusicGenEngine(str(tiny_model_dir), device="cpu").mode == "fast"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cpu")).mode == "fast"
     monkeypatch.setenv("MOODTAPE_FAST_CPU", "0")
-    assert MusicGenEngine(str(tiny_model_dir), device="cpu").mode == "exact"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cpu")).mode == "exact"
 
 
 def test_streaming_requests_batch_together_and_each_gets_its_own_audio(engine):

@@ -8,6 +8,7 @@ import torch
 
 from generation.errors import InvalidInputError
 from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.model.types import AudioPrompt, Melody
 from generation.settings import GenerationSettings
 from tests.audio_factory import hum, tone
@@ -59,7 +60,9 @@ def listening_engine(tiny_model_dir):
 
     model = MusicgenForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
     make_it_listen(model)
-    return MusicGenEngine.from_model(model, AutoProcessor.from_pretrained(tiny_model_dir), str(tiny_model_dir))
+    return MusicGenEngine.from_model(
+        model, AutoProcessor.from_pretrained(tiny_model_dir), EngineSpec(model_id=str(tiny_model_dir))
+    )
 
 
 def test_an_extend_returns_exactly_the_new_seconds_and_records_its_prompt(engine):
@@ -111,7 +114,7 @@ def test_different_audio_prompts_with_one_seed_give_different_continuations(list
 
 
 def test_only_the_end_of_long_audio_is_continued_and_a_note_says_so(short_window_engine):
-    assert short_window_engine.prompt_seconds == pytest.approx(4 / 3)
+    assert short_window_engine.spec.prompt_seconds == pytest.approx(4 / 3)
     tail = clip(2.0).samples
     early = [np.random.default_rng(seed).normal(0.0, 0.3, (1, 2 * RATE)).astype(np.float32) for seed in (1, 2)]
     results = [
@@ -207,7 +210,9 @@ def test_an_extend_longer_than_a_window_continues_window_by_window(short_window_
 
 
 def test_a_long_extend_of_the_melody_model_follows_its_hum(tiny_melody_model_dir):
-    engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody", window_seconds=2.0, extend_stride=1.0)
+    engine = MusicGenEngine(
+        EngineSpec(model_id=str(tiny_melody_model_dir), family="melody", window_seconds=2.0, extend_stride=1.0)
+    )
     melody = Melody(hum(("A3", "C#4", "E4"), note_seconds=0.6, rate=RATE), RATE)
     result = engine.generate(settings(duration=2.5), melody=melody, audio_prompt=clip(2.0))
     assert result.audio.shape == (1, round(2.5 * RATE)) and result.windows == 3
@@ -238,7 +243,7 @@ def test_a_stereo_model_makes_and_extends_stereo_audio(stereo_model, tiny_model_
     from generation.model.decoding import decode_whole
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
-    engine = MusicGenEngine.from_model(stereo_model, processor, "tiny-stereo")
+    engine = MusicGenEngine.from_model(stereo_model, processor, EngineSpec(model_id="tiny-stereo"))
     fresh = engine.generate(settings(duration=1.0))
     assert fresh.audio.shape == (2, RATE) and fresh.codes.shape == (8, 50)
     extended = engine.generate(settings(duration=1.0), audio_prompt=AudioPrompt(clip(1.0).samples.repeat(2, 0), RATE))

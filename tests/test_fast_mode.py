@@ -13,6 +13,7 @@ import soundfile as sf
 
 from generation.config import ServerConfig
 from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.recipe import Recipe
 from generation.studio import TrackRequest
 from tests.conftest import ROOT
@@ -21,13 +22,15 @@ from tests.conftest import ROOT
 def test_unset_means_fast_on_cpu_and_exact_on_a_gpu(tiny_model_dir):
     unset = ServerConfig.from_env({})
     assert unset.fast_cpu is None
-    assert MusicGenEngine(str(tiny_model_dir), device="cpu", config=unset).mode == "fast"
-    assert MusicGenEngine(str(tiny_model_dir), device="cuda", config=unset).mode == "exact"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cpu"), config=unset).mode == "fast"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cuda"), config=unset).mode == "exact"
     forced_exact = ServerConfig.from_env({"MOODTAPE_FAST_CPU": "0"})
-    assert MusicGenEngine(str(tiny_model_dir), device="cpu", config=forced_exact).mode == "exact"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cpu"), config=forced_exact).mode == "exact"
     forced_fast = ServerConfig.from_env({"MOODTAPE_FAST_CPU": "1"})
-    assert MusicGenEngine(str(tiny_model_dir), device="cpu", config=forced_fast).mode == "fast"
-    assert MusicGenEngine(str(tiny_model_dir), device="cuda", config=forced_fast).mode == "exact", "int8 is CPU only"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cpu"), config=forced_fast).mode == "fast"
+    assert (
+        MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cuda"), config=forced_fast).mode == "exact"
+    ), "int8 is CPU only"
 
 
 def test_a_recipe_of_the_other_mode_replays_with_a_note_saying_why_it_differs(studio):

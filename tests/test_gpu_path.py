@@ -13,6 +13,7 @@ import torch
 from generation.model import static_decoding
 from generation.model.engine import MusicGenEngine
 from generation.model.sampling import RowControl, SeededSampler, StepWatcher
+from generation.model.spec import EngineSpec
 from generation.model.types import Melody
 from generation.settings import GenerationSettings
 
@@ -28,7 +29,9 @@ def settings(**overrides) -> GenerationSettings:
 
 @pytest.fixture(scope="module")
 def gpu_engine(tiny_model_dir):
-    engine = MusicGenEngine(str(tiny_model_dir), device="cuda", window_seconds=2.0, extend_stride=1.0)
+    engine = MusicGenEngine(
+        EngineSpec(model_id=str(tiny_model_dir), device="cuda", window_seconds=2.0, extend_stride=1.0)
+    )
     engine.load()
     return engine
 
@@ -78,7 +81,7 @@ def test_streaming_batching_long_tracks_and_negative_prompts_on_the_gpu(gpu_engi
 
 
 def test_the_melody_model_follows_its_melody_on_the_gpu(tiny_melody_model_dir):
-    engine = MusicGenEngine(str(tiny_melody_model_dir), family="melody", device="cuda")
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_melody_model_dir), family="melody", device="cuda"))
     with_melody = engine.generate(settings(), melody=Melody(TONE, RATE))
     without = engine.generate(settings())
     assert np.isfinite(with_melody.audio).all()

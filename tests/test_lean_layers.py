@@ -12,6 +12,7 @@ from transformers.generation.stopping_criteria import StoppingCriteriaList
 from generation.model.chroma import MelodyProcessor
 from generation.model.engine import MusicGenEngine
 from generation.model.lean_layers import join_qkv, lean_layers
+from generation.model.spec import EngineSpec
 from generation.model.types import Melody
 from generation.settings import GenerationSettings
 
@@ -89,8 +90,8 @@ def test_engines_from_a_model_in_memory_leave_the_callers_model_as_it_was(tiny_m
     model, processor = _text_model(tiny_model_dir)
     float_decoder = model.decoder
     before = copy.deepcopy(model.state_dict())
-    exact = MusicGenEngine.from_model(model, processor, "tiny", fast=False, device="cpu")
-    fast = MusicGenEngine.from_model(model, processor, "tiny", fast=True, device="cpu")
+    exact = MusicGenEngine.from_model(model, processor, EngineSpec(model_id="tiny", fast=False, device="cpu"))
+    fast = MusicGenEngine.from_model(model, processor, EngineSpec(model_id="tiny", fast=True, device="cpu"))
     attention = fast._model.decoder.model.decoder.layers[0].self_attn
     assert isinstance(attention.qkv_proj, DynamicQuantizedLinear)
     assert attention.qkv_proj.weight().qscheme() == torch.per_channel_affine  # a scale per output channel
@@ -108,7 +109,7 @@ def test_engines_from_a_model_in_memory_leave_the_callers_model_as_it_was(tiny_m
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_engines_run_their_decoders_through_the_lean_layers(tiny_model_dir, fast):
-    engine = MusicGenEngine(str(tiny_model_dir), fast=fast, device="cpu")
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=fast, device="cpu"))
     engine.load()
     layers = engine._model.decoder.model.decoder.layers
     assert all(layer.forward.__func__.__module__ == "generation.model.lean_layers" for layer in layers)

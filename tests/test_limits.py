@@ -10,6 +10,7 @@ import pytest
 
 from generation.errors import OutOfMemory
 from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.model.types import MAX_PROMPT_TOKENS
 from generation.settings import GenerationSettings
 from generation.studio import TrackRequest
@@ -40,7 +41,7 @@ def test_a_request_over_the_time_limit_is_stopped_with_a_clear_message(studio):
 
 
 def test_out_of_memory_in_a_batch_retries_each_request_alone(tiny_model_dir, monkeypatch):
-    engine = MusicGenEngine(str(tiny_model_dir))
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir)))
     engine.load()
     real = engine._run_window_batch
 
@@ -67,7 +68,7 @@ def test_out_of_memory_in_a_batch_retries_each_request_alone(tiny_model_dir, mon
 
 
 def test_out_of_memory_alone_is_refused_with_advice_and_the_engine_serves_on(tiny_model_dir, monkeypatch):
-    engine = MusicGenEngine(str(tiny_model_dir))
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir)))
     engine.load()
     real = engine._run_window_batch
     calls = {"n": 0}

@@ -9,6 +9,7 @@ import pytest
 
 from generation.errors import InvalidInputError
 from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.model.types import Melody
 from generation.settings import GenerationSettings
 from generation.studio import TrackRequest
@@ -117,8 +118,8 @@ def test_bad_melody_files_are_refused_before_generation(studio, tmp_path, conten
 def test_one_model_limit_unloads_the_other_model(engine, tiny_model_dir, tiny_melody_model_dir, tmp_path):
     from generation.studio import Studio
 
-    text = MusicGenEngine(str(tiny_model_dir))
-    melodic = MusicGenEngine(str(tiny_melody_model_dir), family="melody")
+    text = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir)))
+    melodic = MusicGenEngine(EngineSpec(model_id=str(tiny_melody_model_dir), family="melody"))
     studio = Studio(text, output_dir=tmp_path, melody_engine=melodic, max_loaded_models=1)
     path = write_audio(tmp_path / "hum", hum(RISING, rate=RATE), RATE, "wav_16")
     studio.make_track(TrackRequest(prompt="x", duration=1, seed=1))
@@ -130,7 +131,10 @@ def test_one_model_limit_unloads_the_other_model(engine, tiny_model_dir, tiny_me
 def test_both_models_can_load_at_the_same_time_from_two_threads(tiny_model_dir, tiny_melody_model_dir):
     import threading
 
-    engines = [MusicGenEngine(str(tiny_model_dir)), MusicGenEngine(str(tiny_melody_model_dir), family="melody")]
+    engines = [
+        MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir))),
+        MusicGenEngine(EngineSpec(model_id=str(tiny_melody_model_dir), family="melody")),
+    ]
     errors: list[BaseException] = []
 
     def load(engine: MusicGenEngine) -> None:

@@ -8,6 +8,7 @@ import pytest
 from generation.errors import InvalidInputError
 from generation.model.engine import MusicGenEngine
 from generation.model.guidance import tokenize
+from generation.model.spec import EngineSpec
 from generation.model.types import Melody
 from generation.settings import MAX_PROMPT_CHARS, GenerationSettings
 from tests.audio_factory import hum
@@ -193,7 +194,7 @@ def test_the_hook_is_gone_after_generation(engine, melody_engine):
 
 
 def test_a_fast_mode_engine_takes_a_negative_prompt(tiny_model_dir):
-    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
     none = fast.generate(settings())
     steered = fast.generate(settings(negative_prompt="epic metal guitar drums"))
     assert changed(none.codes, steered.codes) > 0.1

@@ -30,6 +30,7 @@ from generation.errors import (  # noqa: E402
 )
 from generation.model.engine import MusicGenEngine  # noqa: E402
 from generation.model.remote import DEPLOYMENT, RETRY_NOTE, SERVE_APP, RemoteEngine  # noqa: E402
+from generation.model.spec import EngineSpec  # noqa: E402
 from generation.settings import GenerationSettings  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402
 from tests.serving_cluster import cluster_with_replicas, replica_settings  # noqa: E402
@@ -56,7 +57,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def remote(model_dir: Path, app: str = SERVE_APP) -> RemoteEngine:
-    engine = RemoteEngine(str(model_dir), config=ServerConfig.from_env(), app=app)
+    engine = RemoteEngine(EngineSpec(model_id=str(model_dir)), config=ServerConfig.from_env(), app=app)
     engine.load()
     return engine
 
@@ -116,7 +117,7 @@ def test_the_same_seed_gives_the_same_audio_in_process_and_on_the_cluster(cluste
     threads = on_model_thread(torch.get_num_threads)
     on_model_thread(torch.set_num_threads, 1)
     try:
-        here = MusicGenEngine(str(tiny_model_dir)).generate(settings(seed=42))
+        here = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir))).generate(settings(seed=42))
     finally:
         on_model_thread(torch.set_num_threads, threads)
     assert here.worker is None and on_cluster.worker is not None
@@ -325,7 +326,7 @@ def test_the_backend_setting_picks_where_engines_run_and_refuses_anything_else()
     from generation.model.types import MELODY
 
     local = new_engine(ServerConfig.from_env({}))
-    on_cluster = new_engine(ServerConfig.from_env({"MOODTAPE_BACKEND": "ray"}), family=MELODY)
+    on_cluster = new_engine(ServerConfig.from_env({"MOODTAPE_BACKEND": "ray"}), EngineSpec(family=MELODY))
     assert isinstance(local, MusicGenEngine) and isinstance(on_cluster, RemoteEngine)
     assert on_cluster.family == MELODY and not on_cluster.loaded  # nothing reaches the cluster before a request
     with pytest.raises(ConfigError, match="MOODTAPE_BACKEND must be one of local, ray, got 'spark'"):

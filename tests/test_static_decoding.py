@@ -17,6 +17,7 @@ from generation.errors import GenerationCancelled
 from generation.model import static_decoding
 from generation.model.engine import MusicGenEngine
 from generation.model.sampling import RowControl, SeededSampler, StepWatcher
+from generation.model.spec import EngineSpec
 from generation.model.types import AudioPrompt, Melody
 from generation.settings import GenerationSettings
 from tests.batching import run_together
@@ -35,8 +36,8 @@ def pair(tiny_model_dir):
     """The same tiny checkpoint behind the generate loop and the static loop, both exact (float32 cache)."""
     common = {"fast": False, "device": "cpu", "window_seconds": 2.0, "extend_stride": 1.0}
     return (
-        MusicGenEngine(str(tiny_model_dir), decoding="generate", **common),
-        MusicGenEngine(str(tiny_model_dir), decoding="static", **common),
+        MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), decoding="generate", **common)),
+        MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), decoding="static", **common)),
     )
 
 
@@ -72,7 +73,9 @@ def test_static_loop_gives_generates_codes_for_a_batch_and_an_extend(pair):
 
 def test_static_loop_gives_generates_codes_for_a_melody(tiny_melody_model_dir):
     engines = [
-        MusicGenEngine(str(tiny_melody_model_dir), family="melody", fast=False, device="cpu", decoding=loop)
+        MusicGenEngine(
+            EngineSpec(model_id=str(tiny_melody_model_dir), family="melody", fast=False, device="cpu", decoding=loop)
+        )
         for loop in ("generate", "static")
     ]
     melody = Melody(TONE, RATE)
@@ -99,7 +102,9 @@ def stereo_model():
 def test_static_loop_gives_generates_codes_in_stereo():
     model, processor = stereo_model(), text_processor()
     engines = [
-        MusicGenEngine.from_model(model, processor, "tiny-stereo", fast=False, device="cpu", decoding=loop)
+        MusicGenEngine.from_model(
+            model, processor, EngineSpec(model_id="tiny-stereo", fast=False, device="cpu", decoding=loop)
+        )
         for loop in ("generate", "static")
     ]
     a, b = (engine.generate(settings()) for engine in engines)
@@ -164,7 +169,7 @@ def test_fast_mode_keeps_its_cache_in_bfloat16_only_on_cpus_with_amx(monkeypatch
 
 def test_an_unknown_cache_type_is_refused_by_name(tiny_model_dir):
     with pytest.raises(ValueError, match="cpu_cache must be 'float32' or 'bfloat16', got 'int8'"):
-        MusicGenEngine(str(tiny_model_dir), cpu_cache="int8")
+        MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), cpu_cache="int8"))
 
 
 def scores_fed(engine: MusicGenEngine, request: GenerationSettings, steps: int, fed: list[torch.Tensor]):
@@ -196,7 +201,9 @@ def test_the_two_caches_give_nearly_the_same_logits(tiny_model_dir):
     """A bfloat16 cache moves the logits by rounding only: fed the same tokens, both caches score them alike."""
     engines = {}
     for cache in ("float32", "bfloat16"):
-        engines[cache] = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache)
+        engines[cache] = MusicGenEngine(
+            EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache)
+        )
         engines[cache].load()
     tokens: list[torch.Tensor] = []
     full = scores_fed(engines["float32"], settings(), 20, tokens)
@@ -206,13 +213,13 @@ def test_the_two_caches_give_nearly_the_same_logits(tiny_model_dir):
 
 
 def test_fast_mode_uses_the_static_loop_and_replays_the_same_audio(tiny_model_dir):
-    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
     assert fast.mode == "fast" and fast.decoding == "static"
     first, again = fast.generate(settings()), fast.generate(settings())
     assert first.mode == "fast"
     np.testing.assert_array_equal(first.audio, again.audio)
-    assert MusicGenEngine(str(tiny_model_dir), fast=False, device="cpu").decoding == "generate"
-    assert MusicGenEngine(str(tiny_model_dir), device="cuda").decoding == "static"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=False, device="cpu")).decoding == "generate"
+    assert MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), device="cuda")).decoding == "static"
 
 
 def test_bucketed_steps_with_padding_rows_give_the_dynamic_steps_tokens(pair):
@@ -245,8 +252,8 @@ def test_bucketed_steps_with_padding_rows_give_the_dynamic_steps_tokens(pair):
 def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import LSTM as DynamicQuantizedLSTM
 
-    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu")
-    exact = MusicGenEngine(str(tiny_model_dir), fast=False, device="cpu")
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
+    exact = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=False, device="cpu"))
     fast.load(), exact.load()
     assert any(isinstance(m, DynamicQuantizedLSTM) for m in fast._model.audio_encoder.decoder.modules())
     assert not any(isinstance(m, DynamicQuantizedLSTM) for m in fast._model.audio_encoder.encoder.modules())
@@ -260,7 +267,7 @@ def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_di
     """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own.
 
     Both caches a CPU may get (``cpu_cache_dtype``), whichever this machine's is."""
-    fast = MusicGenEngine(str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache)
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache))
     takes = fast.generate_takes(settings(negative_prompt="drums"), 3)
     assert [take.batch_size for take in takes] == [3, 3, 3]
     for take in takes:

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from generation.audio.loudness import integrated_loudness, true_peak_dbtp
 from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.model.types import AudioPrompt, Melody
 from generation.models import ModelCatalog
 from generation.recipe import Recipe
@@ -33,14 +34,14 @@ def settings(duration: float = 2.0, seed: int = 7, prompt: str = "wide ambient p
 
 @pytest.fixture(scope="module")
 def stereo_engine(tiny_stereo_model_dir: Path) -> MusicGenEngine:
-    engine = MusicGenEngine(str(tiny_stereo_model_dir))
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir)))
     engine.load()
     return engine
 
 
 @pytest.fixture(scope="module")
 def stereo_melody_engine(tiny_stereo_melody_model_dir: Path) -> MusicGenEngine:
-    engine = MusicGenEngine(str(tiny_stereo_melody_model_dir), family="melody")
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_melody_model_dir), family="melody"))
     engine.load()
     return engine
 
@@ -81,7 +82,7 @@ def test_streamed_pieces_of_a_stereo_track_join_to_the_whole_track(stereo_engine
 
 
 def test_a_long_stereo_track_continues_window_by_window_and_streams_seamlessly(tiny_stereo_model_dir):
-    engine = MusicGenEngine(str(tiny_stereo_model_dir), window_seconds=2.0, extend_stride=1.0)
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir), window_seconds=2.0, extend_stride=1.0))
     pieces: list[np.ndarray] = []
     result = engine.generate(settings(duration=4.5), on_audio=pieces.append)
     assert result.audio.shape == (2, round(4.5 * RATE)) and result.windows == 4
@@ -97,7 +98,7 @@ def test_stereo_takes_are_each_what_their_seed_gives_alone(stereo_engine):
 
 
 def test_fast_mode_makes_stereo_too(tiny_stereo_model_dir):
-    fast = MusicGenEngine(str(tiny_stereo_model_dir), fast=True, device="cpu")
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir), fast=True, device="cpu"))
     result = fast.generate(settings())
     assert fast.mode == "fast" and result.mode == "fast"
     assert channels_differ(result.audio)

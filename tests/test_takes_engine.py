@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from generation.errors import InvalidInputError
-from generation.model.engine import MAX_TAKES, MusicGenEngine
+from generation.model.engine import MusicGenEngine
+from generation.model.spec import MAX_TAKES, EngineSpec
 from generation.model.types import AudioPrompt, Melody
 from generation.settings import MAX_SEED, GenerationSettings
 from tests.audio_factory import hum
@@ -62,7 +63,7 @@ def test_takes_of_a_melody_equal_their_seeds_alone(melody_engine):
 
 
 def test_takes_beyond_max_batch_still_equal_their_seeds_alone(tiny_model_dir):
-    engine = MusicGenEngine(str(tiny_model_dir), max_batch=2)
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), max_batch=2))
     request = settings()
     takes = engine.generate_takes(request, 3)
     assert sorted(t.batch_size for t in takes) == [1, 2, 2]
@@ -70,7 +71,7 @@ def test_takes_beyond_max_batch_still_equal_their_seeds_alone(tiny_model_dir):
 
 
 def test_takes_of_a_long_track_run_one_by_one_and_equal_their_seeds_alone(tiny_model_dir):
-    engine = MusicGenEngine(str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0)
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), window_seconds=2.0, extend_stride=1.0))
     request = GenerationSettings(prompt="rainy night", duration=3.0, seed=7)
     takes = engine.generate_takes(request, 2)
     assert [(t.batch_size, t.windows) for t in takes] == [(1, 2), (1, 2)]

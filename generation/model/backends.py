@@ -6,20 +6,15 @@ it holds.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..config import ServerConfig
 from .engine import MusicGenEngine
-from .types import TEXT
+from .spec import EngineSpec
 
 
-def new_engine(config: ServerConfig, model_id: str | None = None, family: str = TEXT, **options: Any):
-    """An engine for ``model_id`` (default: the config's model of ``family``) on ``config.backend``.
-
-    ``options`` are the engine's own keyword arguments (``revision``, ``fast``, ``max_batch``, ...).
-    """
+def new_engine(config: ServerConfig, spec: EngineSpec | None = None):
+    """An engine for ``spec`` (default: the config's text model) on ``config.backend``."""
     if config.backend == "ray":
         from .remote import RemoteEngine  # imports ray only when the cluster is asked for
 
-        return RemoteEngine(model_id, family=family, config=config, **options)
-    return MusicGenEngine(model_id, family=family, config=config, **options)
+        return RemoteEngine(spec, config=config)
+    return MusicGenEngine(spec, config=config)

@@ -25,9 +25,10 @@ from ..errors import InvalidInputError
 from ..settings import MAX_SEED, GenerationSettings
 from .batcher import BatchQueue, Job
 from .codes import join, undelay, window_seed
-from .continuation import AUDIO_PROMPT_SECONDS, LEAD_IN_FRAMES, encode_prompt, prompt_samples
+from .continuation import LEAD_IN_FRAMES, encode_prompt, prompt_samples
 from .loading import load_checkpoint, pick_device, prepare_for_generation, shared_weights_copy
 from .model_thread import on_model_thread
+from .spec import EngineSpec, SpecEngine, check_takes
 from .types import (
     MAX_PROMPT_TOKENS,
     MELODY,
@@ -41,86 +42,25 @@ from .types import (
 
 TEXT_MODEL_ENV = "MUSICGEN_MODEL"  # named in load-failure messages
 MELODY_MODEL_ENV = "MUSICGEN_MELODY_MODEL"
-WINDOW_SECONDS = 30.0  # MusicGen's training window; longer tracks are continued window by window
-EXTEND_STRIDE_SECONDS = 18.0  # new audio per continuation window; the other 12 s are the prompt (as audiocraft)
-MAX_TAKES = 4  # takes of one request made at once: the 4-request batch where throughput stops growing on 2 cores
 
 log = logging.getLogger(__name__)
 
 
-def check_options(family: str, decoding: str | None, window_seconds: float, extend_stride: float) -> None:
-    """Refuse an engine's options that cannot work, naming the value (the local and the remote engine alike)."""
-    if decoding not in (None, "static", "generate"):
-        raise ValueError(f"decoding must be 'static' or 'generate', got {decoding!r}")
-    if family not in (TEXT, MELODY):
-        raise ValueError(f"family must be {TEXT!r} or {MELODY!r}, got {family!r}")
-    if not 0 < extend_stride < window_seconds:
-        raise ValueError(f"extend_stride must be between 0 and window_seconds, got {extend_stride}")
-
-
-class MusicGenEngine:
+class MusicGenEngine(SpecEngine):
     """MusicGen behind a scheduler: loads lazily on first use, then serves every request.
 
-    ``model_id`` is a Hugging Face hub id or a local folder holding a checkpoint
-    saved with ``save_pretrained`` (config, weights, tokenizer, processor).
-    ``family`` is ``"text"`` (MusicGen) or ``"melody"`` (MusicGen-Melody, which
-    also follows a hummed or played melody). ``fast`` stores the decoder's linear
-    layers as int8 on CPU and decodes with ``static_decoding``'s loop: about 2.5 times
-    as fast as the exact path on 2 cores, and the audio differs slightly. ``None`` (the default,
-    from ``MOODTAPE_FAST_CPU``) means fast on CPU, exact on a GPU. ``max_batch`` caps how many
-    concurrent requests run as one batch.
-    ``decoding`` picks the loop: ``"static"`` (``static_decoding``: a key/value cache allocated once per window,
-    a lean step, CUDA graphs on a GPU) or ``"generate"`` (transformers' ``generate``, bit for bit as shipped);
-    ``None`` takes the static loop in fast mode and on CUDA, ``generate`` on the exact CPU path.
-    ``cpu_cache`` is fast mode's key/value cache, ``"float32"`` or ``"bfloat16"``; ``None`` picks it for this
-    CPU (``static_decoding.cpu_cache_dtype``: bfloat16 only with AMX). The benchmark compares the two.
-    Tracks longer than ``window_seconds`` continue ``window_seconds - extend_stride``
-    of the last window; an extend continues at most ``prompt_seconds`` of its audio.
-    What is not given comes from ``config`` (default: ``ServerConfig.from_env()``).
+    ``spec`` says which model and how (``EngineSpec``: model id, family, device, fast mode, decoding loop,
+    batch size, windows); what it leaves open comes from ``config`` (default: ``ServerConfig.from_env()``).
+    ``MusicGenEngine(EngineSpec(model_id=path, fast=False))`` is an exact-path engine for a local checkpoint.
     """
 
-    def __init__(
-        self,
-        model_id: str | None = None,
-        *,
-        family: str = TEXT,
-        revision: str | None = None,
-        device: str | None = None,
-        fast: bool | None = None,
-        decoding: str | None = None,
-        cpu_cache: str | None = None,
-        max_batch: int | None = None,
-        window_seconds: float = WINDOW_SECONDS,
-        extend_stride: float = EXTEND_STRIDE_SECONDS,
-        prompt_seconds: float | None = None,
-        config: ServerConfig | None = None,
-    ):
-        check_options(family, decoding, window_seconds, extend_stride)
-        if cpu_cache not in (None, "float32", "bfloat16"):
-            raise ValueError(f"cpu_cache must be 'float32' or 'bfloat16', got {cpu_cache!r}")
-        if prompt_seconds is None:  # the same share of a window as 20 s of 30 s, at most 20 s
-            prompt_seconds = min(AUDIO_PROMPT_SECONDS, window_seconds * AUDIO_PROMPT_SECONDS / WINDOW_SECONDS)
-        if not 0 < prompt_seconds < window_seconds:
-            raise ValueError(f"prompt_seconds must be between 0 and window_seconds, got {prompt_seconds}")
-        self.config = config or ServerConfig.from_env()
-        self.family = family
-        self.model_id = model_id or (self.config.text_model if family == TEXT else self.config.melody_model)
-        self.revision = revision
-        self.fast = self.config.fast_cpu if fast is None else fast  # None: fast wherever fast mode exists (CPU)
-        self.window_seconds, self.extend_stride = window_seconds, extend_stride
-        self.prompt_seconds = prompt_seconds  # an extend continues at most this much of the given audio
-        self._device = device or self.config.device
-        self._decoding = decoding
-        self.cpu_cache = cpu_cache
+    def __init__(self, spec: EngineSpec | None = None, *, config: ServerConfig | None = None):
+        super().__init__(spec, config)
+        self._device = self.spec.device  # None until the first use picks one for this machine
         self._graphs: Any = None  # CUDA graphs of the decoding step, captured per bucket on first use
         self._model: Any = None
         self._processor: Any = None
-        self._queue = BatchQueue(max(1, max_batch or self.config.max_batch), self._run_batch, self._is_long)
-
-    @property
-    def max_batch(self) -> int:
-        """The most concurrent requests run as one batch."""
-        return self._queue.max_batch
+        self._queue = BatchQueue(self.spec.max_batch, self._run_batch, self._is_long)
 
     @property
     def loaded(self) -> bool:
@@ -135,13 +75,13 @@ class MusicGenEngine:
     @property
     def mode(self) -> str:
         """``"fast"`` when int8 decoder weights are in use (on CPU, unless forced off), else ``"exact"``."""
-        return "fast" if self.fast is not False and self.device == "cpu" else "exact"
+        return "fast" if self.spec.fast is not False and self.device == "cpu" else "exact"
 
     @property
     def decoding(self) -> str:
         """The decoding loop: ``"static"`` (Moodtape's own) or ``"generate"`` (transformers')."""
-        if self._decoding is not None:
-            return self._decoding
+        if self.spec.decoding is not None:
+            return self.spec.decoding
         return "static" if self.mode == "fast" or self.device.startswith("cuda") else "generate"
 
     @property
@@ -166,13 +106,16 @@ class MusicGenEngine:
         return getattr(self._model.config, "_commit_hash", None)
 
     @classmethod
-    def from_model(cls, model: Any, processor: Any, model_id: str, **options: Any) -> MusicGenEngine:
+    def from_model(
+        cls, model: Any, processor: Any, spec: EngineSpec, *, config: ServerConfig | None = None
+    ) -> MusicGenEngine:
         """An engine around a model already in memory (benchmarks build random full-size models this way).
 
         The engine works on its own copy of the module tree, sharing the weight tensors: the
-        caller's model stays exactly as it was (the benchmark's plain baseline runs it).
+        caller's model stays exactly as it was (the benchmark's plain baseline runs it). ``spec.model_id``
+        names the model in messages and recipes.
         """
-        engine = cls(model_id, **options)
+        engine = cls(spec, config=config)
         copied = shared_weights_copy(model)
         engine._model = on_model_thread(prepare_for_generation, copied, engine.device, engine.mode == "fast")
         engine._processor = processor
@@ -197,7 +140,7 @@ class MusicGenEngine:
         return load_checkpoint(
             self.model_id,
             self.family,
-            revision=self.revision,
+            revision=self.spec.revision,
             device=self.device,
             fast=self.mode == "fast",
             env=TEXT_MODEL_ENV if self.family == TEXT else MELODY_MODEL_ENV,
@@ -241,8 +184,7 @@ class MusicGenEngine:
         what ``generate`` gives for its seed alone. ``on_progress`` sees the steps of all takes together.
         """
         # 1. Check inputs
-        if isinstance(takes, bool) or not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
-            raise InvalidInputError(f"takes must be a whole number from 1 to {MAX_TAKES}, got {takes!r}.")
+        check_takes(takes)
         settings = settings.with_seed()
         assert settings.seed is not None
 
@@ -328,7 +270,7 @@ class MusicGenEngine:
             sample_rate=self.sample_rate,
             channels=self._audio_channels,
             hop=self._hop,
-            max_seconds=self.prompt_seconds,
+            max_seconds=self.spec.prompt_seconds,
         )
         codes = on_model_thread(encode_prompt, self._model.audio_encoder, samples, self._num_codebooks)
         given = np.shape(audio_prompt.samples)[-1] / audio_prompt.sample_rate
@@ -344,7 +286,7 @@ class MusicGenEngine:
 
     @property
     def _window_frames(self) -> int:
-        return round(self.window_seconds * self.frame_rate)
+        return round(self.spec.window_seconds * self.frame_rate)
 
     def _is_long(self, job: Job) -> bool:
         """Whether the request's audio prompt and new frames together need more than one window."""
@@ -402,7 +344,7 @@ class MusicGenEngine:
 
     def _plan(self, job: Job) -> list[int]:
         """New frames per window: the first fills the window after any audio prompt, the rest a stride each."""
-        stride = round(self.extend_stride * self.frame_rate)
+        stride = round(self.spec.extend_stride * self.frame_rate)
         first = min(job.frames, self._window_frames - job.prompt_frames)
         plan = [first] + [stride] * -(-(job.frames - first) // stride)
         plan[-1] -= sum(plan) - job.frames  # the last window makes only what is left
@@ -415,7 +357,7 @@ class MusicGenEngine:
         """
         started = time.perf_counter()
         fps = self.frame_rate
-        context = self._window_frames - round(self.extend_stride * fps)
+        context = self._window_frames - round(self.spec.extend_stride * fps)
         plan = self._plan(job)
         total_steps = sum(n + self._num_codebooks - 1 for n in plan)
         streamer = _stream_for(job, self._model)
@@ -561,7 +503,7 @@ class MusicGenEngine:
 
         from . import static_decoding
 
-        return static_decoding.cpu_cache_dtype() if self.cpu_cache is None else getattr(torch, self.cpu_cache)
+        return static_decoding.cpu_cache_dtype() if self.spec.cpu_cache is None else getattr(torch, self.spec.cpu_cache)
 
     def _result(self, job: Job, audio, codes, taken: float, batch_size: int, windows: int) -> GeneratedAudio:
         """The request's answer from its decoded ``audio`` (an extend's lead-in first) and its new ``codes``."""

@@ -22,7 +22,6 @@ from ..config import ServerConfig
 from ..errors import (
     BUSY_MESSAGE,
     GenerationCancelled,
-    InvalidInputError,
     ModelLoadError,
     ServerBusy,
     TimedOut,
@@ -30,8 +29,8 @@ from ..errors import (
     brief,
 )
 from ..settings import GenerationSettings
-from .engine import EXTEND_STRIDE_SECONDS, MAX_TAKES, WINDOW_SECONDS, check_options
-from .types import TEXT, AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
+from .spec import EngineSpec, SpecEngine, check_takes
+from .types import AudioCallback, AudioPrompt, GeneratedAudio, Melody, ProgressCallback
 
 SERVE_APP = "moodtape"  # the Serve application python -m serving deploys
 DEPLOYMENT = "MusicGenReplica"  # its one deployment
@@ -42,25 +41,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Which engine a request needs on the replica: the replica keeps one engine per spec, loaded on first use."""
-
-    model_id: str
-    family: str
-    revision: str | None
-    device: str | None  # None: the replica picks (CUDA on a GPU replica, else CPU)
-    fast: bool | None  # None: fast wherever fast mode exists (a CPU replica)
-    decoding: str | None  # None: the replica's engine picks its loop
-    window_seconds: float
-    extend_stride: float
-    prompt_seconds: float | None
-
-
-@dataclass(frozen=True)
 class RemoteRequest:
     """One call of ``generate`` (``takes`` None) or ``generate_takes``, as it travels to a replica."""
 
-    spec: ModelSpec
+    spec: EngineSpec  # resolved by the caller; the replica batches by its own max_batch
     settings: GenerationSettings  # with its seed: a retry on another replica makes the same track
     melody: Melody | None = None
     audio_prompt: AudioPrompt | None = None
@@ -89,51 +73,21 @@ class _ReplicaDied(Exception):
     """The replica serving a call stopped (its process died or became unreachable)."""
 
 
-class RemoteEngine:
+class RemoteEngine(SpecEngine):
     """MusicGen on the replicas of a Ray Serve cluster, behind ``MusicGenEngine``'s interface.
 
-    The arguments are the local engine's and mean the same; the replica builds its engine from them (``device``
-    None lets the replica pick; ``max_batch`` is reported as given, while each replica batches by its own
-    ``max_batch`` in ``serving/config.yaml``). Beyond what the replicas hold, Serve keeps a bounded waiting line
-    that answers "busy" when full. ``app`` names the Serve application to use. The cluster is found the way Ray
-    finds it: ``RAY_ADDRESS``, else the cluster started on this machine.
+    ``spec`` is the local engine's and means the same; it travels with each request and the replica builds its
+    engine from it (``device`` None lets the replica pick; ``max_batch`` is reported as given, while each replica
+    batches by its own ``max_batch`` in ``serving/config.yaml``). Beyond what the replicas hold, Serve keeps a
+    bounded waiting line that answers "busy" when full. ``app`` names the Serve application to use. The cluster is
+    found the way Ray finds it: ``RAY_ADDRESS``, else the cluster started on this machine.
     """
 
-    def __init__(
-        self,
-        model_id: str | None = None,
-        *,
-        family: str = TEXT,
-        revision: str | None = None,
-        device: str | None = None,
-        fast: bool | None = None,
-        decoding: str | None = None,
-        max_batch: int | None = None,
-        window_seconds: float = WINDOW_SECONDS,
-        extend_stride: float = EXTEND_STRIDE_SECONDS,
-        prompt_seconds: float | None = None,
-        config: ServerConfig | None = None,
-        app: str = SERVE_APP,
-    ):
-        check_options(family, decoding, window_seconds, extend_stride)
-        self.config = config or ServerConfig.from_env()
-        self.family = family
-        self.model_id = model_id or (self.config.text_model if family == TEXT else self.config.melody_model)
-        self.revision = revision
-        self.fast = self.config.fast_cpu if fast is None else fast
+    def __init__(self, spec: EngineSpec | None = None, *, config: ServerConfig | None = None, app: str = SERVE_APP):
+        super().__init__(spec, config)
         self.app = app
-        device = device or self.config.device
-        self.spec = ModelSpec(
-            self.model_id, family, revision, device, self.fast, decoding, window_seconds, extend_stride, prompt_seconds
-        )
-        self._max_batch = max(1, max_batch or self.config.max_batch)
         self._handle: Any = None
         self._about: Description | None = None
-
-    @property
-    def max_batch(self) -> int:
-        """The most concurrent requests run as one batch, as the local engine's (the replicas' is in their config)."""
-        return self._max_batch
 
     @property
     def loaded(self) -> bool:
@@ -148,7 +102,7 @@ class RemoteEngine:
     def mode(self) -> str:
         if self._about:
             return self._about.mode
-        return "fast" if self.fast is not False and self.spec.device in (None, "cpu") else "exact"
+        return "fast" if self.spec.fast is not False and self.spec.device in (None, "cpu") else "exact"
 
     @property
     def decoding(self) -> str:
@@ -221,8 +175,7 @@ class RemoteEngine:
         cancel: threading.Event | None = None,
     ) -> list[GeneratedAudio]:
         """As ``MusicGenEngine.generate_takes``: every take on one replica, as one batch."""
-        if isinstance(takes, bool) or not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
-            raise InvalidInputError(f"takes must be a whole number from 1 to {MAX_TAKES}, got {takes!r}.")
+        check_takes(takes)
         request = RemoteRequest(self.spec, settings.with_seed(), melody, audio_prompt, takes=takes)
         return self._run(request, on_progress, cancel, None)
 
