@@ -78,12 +78,6 @@ def _widgets() -> dict[str, Callable[..., gr.Component]]:
             label="Hum a melody, or upload a song to restyle (optional)",
             elem_id="melody",
         ),
-        "melody_cleanup": partial(
-            gr.Checkbox,
-            value=p["melody_cleanup"].default,
-            label="Tidy my hum: snap its notes to its key and to 1/8 notes",
-            elem_id="melody-cleanup",
-        ),
         "duration": partial(_slider, p["duration"], step=1, label="Duration (s)", elem_id="duration"),
         "seed": partial(
             gr.Number, value=p["seed"].default, precision=0, label="Seed (-1 or empty = random)", elem_id="seed"
@@ -232,7 +226,6 @@ class PageInputs:
     preset_info: gr.Markdown
     generate: gr.Button
     stop: gr.Button
-    midi_melody: gr.File | None = None  # a .mid given on the page is the melody (the recorder takes only audio)
 
 
 @dataclass(frozen=True)
@@ -294,10 +287,6 @@ def inputs_column(studio: Studio) -> PageInputs:
         # With one model there is nothing to pick: the input still exists, for the request, but is not shown
         place("model", choices=studio.models.choices(), visible=len(studio.models.names) > 1)
         place("melody")
-        midi_melody = gr.File(
-            label="Or a MIDI file as the melody (.mid)", file_types=[".mid", ".midi"], elem_id="midi-melody"
-        )
-        place("melody_cleanup")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
         with gr.Row():
@@ -317,8 +306,7 @@ def inputs_column(studio: Studio) -> PageInputs:
         with gr.Row():
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
-    values = {p.name: widgets[p.name] for p in GENERATE_PARAMETERS}
-    return PageInputs(values, preset_info, generate, stop, midi_melody)
+    return PageInputs({p.name: widgets[p.name] for p in GENERATE_PARAMETERS}, preset_info, generate, stop)
 
 
 def _takes_row() -> TakePanels:
