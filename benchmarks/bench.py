@@ -38,8 +38,9 @@ import torch
 
 from generation.audio import tempo as tempo_module
 from generation.audio.loops import material_seconds
-from generation.audio.loudness import DEFAULT_TARGET_LUFS, normalise_loudness
+from generation.audio.loudness import normalise_loudness
 from generation.finishing import TempoRequest, finish_take
+from generation.formats import DEFAULT_TARGET_LUFS
 from generation.model import static_decoding
 from generation.model.chroma import ChromaExtractor, MelodyProcessor
 from generation.model.engine import MusicGenEngine

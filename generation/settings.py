@@ -7,9 +7,8 @@ import secrets
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .audio.export import EXPORT_RATES, check_formats
-from .audio.loudness import DEFAULT_TARGET_LUFS, TARGET_RANGE_LUFS
 from .errors import InvalidInputError, quoted
+from .formats import DEFAULT_TARGET_LUFS, EXPORT_RATES, TARGET_RANGE_LUFS, check_formats
 
 MIN_DURATION = 1.0  # seconds; shorter clips are mostly codec warm-up
 MAX_DURATION = 300.0  # seconds; beyond MusicGen's 30 s window, tracks are continued window by window
@@ -147,7 +146,7 @@ def _check_integer(name: str, value: Any, low: int, high: int, hint: str = "") -
 class ExportSettings:
     """How a finished track is delivered: formats, rate, loudness and stems."""
 
-    formats: tuple[str, ...] = ("wav",)  # any of audio.export.FORMATS; WAV is added when missing
+    formats: tuple[str, ...] = ("wav",)  # any of formats.FORMATS; WAV is added when missing
     sample_rate: int | None = None  # None keeps the model's rate (32 kHz); 44100 or 48000 resample with soxr
     loudness_lufs: float | None = DEFAULT_TARGET_LUFS  # integrated loudness (EBU R128); None leaves the level alone
     stems: bool = False  # also split the track into drums, bass, other and vocals with Demucs

@@ -36,13 +36,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..formats import FORMATS, check_formats, check_rate
 from .arrays import check_audio, resample
 
 if TYPE_CHECKING:
     from ..recipe import Recipe
 
-FORMATS = ("wav", "flac", "mp3")  # what export_track can write; WAV is always among them
-EXPORT_RATES = (44_100, 48_000)  # rates offered besides the track's own
 METADATA_KEYS = ("title", "artist", "notice", "software", "date")  # what a caller may pass as metadata
 PCM_24_MAX = 2**23 - 1  # full scale of a 24-bit sample
 MP3_COMPRESSION_LEVEL = 0.0  # libsndfile/LAME: 0.0 with CONSTANT bitrate is 320 kbps CBR
@@ -161,34 +160,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         if notice:
             found["notice"] = notice
     return {**found, "format": fmt}
-
-
-def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
-    """Format names as ``FORMATS`` orders them, WAV always included; text may list several ("wav,mp3").
-
-    Unknown names are refused, naming the first one.
-    """
-    if isinstance(formats, str):
-        formats = formats.replace(";", ",").split(",")
-    names = set()
-    for fmt in formats:
-        name = str(fmt).strip().lower().lstrip(".")
-        if name and name not in FORMATS:
-            raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
-        names.add(name)
-    return tuple(f for f in FORMATS if f == "wav" or f in names)
-
-
-def check_rate(target_rate: int | None, sample_rate: int) -> int:
-    """The rate to write at: ``sample_rate`` for None, else one of ``EXPORT_RATES`` or ``sample_rate`` itself."""
-    if target_rate is None or target_rate == sample_rate:
-        return int(sample_rate)
-    if isinstance(target_rate, bool) or target_rate not in EXPORT_RATES:
-        allowed = " or ".join(str(rate) for rate in EXPORT_RATES)
-        raise InvalidInputError(
-            f"sample rate must be {allowed} Hz (or the track's own {sample_rate} Hz), got {target_rate!r}."
-        )
-    return int(target_rate)
 
 
 # --- Writers: each takes (path, audio, rate, tags, recipe_json) and returns the path -----------------

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..formats import DEFAULT_TARGET_LUFS, TARGET_RANGE_LUFS
 from .arrays import check_audio
 
-DEFAULT_TARGET_LUFS = -14.0  # streaming services' reference level
 DEFAULT_CEILING_DBTP = -1.0  # true-peak ceiling that survives lossy encoding (EBU R128 / AES TD1008)
-TARGET_RANGE_LUFS = (-40.0, -5.0)  # targets we accept
 CEILING_RANGE_DBTP = (-12.0, 0.0)  # ceilings we accept
 OVERSAMPLING = 4  # true peak is measured on the signal upsampled 4x (BS.1770 annex 2)
 UPSAMPLE_BLOCK = 1 << 16  # samples upsampled per FFT
