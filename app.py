@@ -20,7 +20,7 @@ import gradio as gr
 from api_wiring import ApiInputs, api_inputs, wire_api
 from generation import __version__
 from generation.config import ConfigError, ServerConfig
-from generation.endpoints import EXTEND, GENERATE, REPLACE, Endpoint, Parameters, request_from
+from generation.endpoints import COMPOSE, EXTEND, GENERATE, REPLACE, Endpoint, Parameters, request_from
 from generation.errors import MoodtapeError
 from generation.presets import PresetSettings
 from generation.studio import Studio
@@ -35,10 +35,14 @@ from page import (
     TAKES_SHOWN_COUNT,
     PageInputs,
     ResultPanels,
+    add_section,
+    form_rows,
     history_shown,
     inputs_column,
     page_outputs,
+    remove_section,
     results_column,
+    sections_from_table,
     shown,
     studio_status,
     takes_shown,
@@ -72,6 +76,7 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
     # Every parameter's input on the page: an extend continues, and a replace edits, whatever the main player shows.
     page = {**inputs.values, "audio": results.player, "seconds": results.extend_seconds}
     page |= {"start": results.replace_start, "end": results.replace_end, "candidates": results.candidates}
+    page |= {"sections": inputs.compose.table}  # a song composed from the table of sections
 
     def run_in_page(
         endpoint: Endpoint, values: dict[gr.Component, Any], progress: gr.Progress
@@ -106,6 +111,13 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
             raise gr.Error("Make a track first (or pick one of this tab's results): then a section can be replaced.")
         yield from run_in_page(REPLACE, values, progress)
 
+    def compose_in_page(
+        values: dict[gr.Component, Any],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects it
+    ) -> Iterator[tuple[Any, ...]]:
+        table = inputs.compose.table
+        yield from run_in_page(COMPOSE, {**values, table: sections_from_table(values[table])}, progress)
+
     page_in = {*page.values(), results.history}  # a set: the handler gets the values by component
     page_out = [results.stream_player, *results.result, *results.takes.outputs, results.history, results.history_pick]
     click = inputs.generate.click(generate_in_page, page_in, page_out, api_name="ui_generate_click", **ui_event)
@@ -114,9 +126,12 @@ def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, 
     )
     extend = results.extend.click(extend_in_page, page_in, page_out, api_name="ui_extend_click", **ui_event)
     replace = results.replace.click(replace_in_page, page_in, page_out, api_name="ui_replace_click", **ui_event)
+    compose = inputs.compose.compose.click(
+        compose_in_page, page_in, page_out, api_name="ui_compose_click", **ui_event
+    )
     api_events = wire_api(studio, runner, api, results.panels, **run_settings)
-    inputs.stop.click(None, cancels=[click, submit, extend, replace, *api_events])
-    return [click, submit, extend, replace]
+    inputs.stop.click(None, cancels=[click, submit, extend, replace, compose, *api_events])
+    return [click, submit, extend, replace, compose]
 
 
 def _wire_helpers(
@@ -172,6 +187,10 @@ def _wire_helpers(
             api_visibility="private",
         )
     results.use_as_melody.click(use_track_as_melody, results.player, widgets["melody"], api_visibility="private")
+    table = inputs.compose.table  # compose: start from a form, add or remove a section
+    inputs.compose.form.input(form_rows, inputs.compose.form, table, api_visibility="private")
+    inputs.compose.add_row.click(add_section, table, table, api_visibility="private")
+    inputs.compose.remove_row.click(remove_section, table, table, api_visibility="private")
     # The models load and unload with requests from any tab or client: the line follows them after each of this
     # tab's requests and on a timer (one short string; each tick costs about as much as a page's ping).
     status = {"fn": model_status, "outputs": results.status, "api_visibility": "private", "show_progress": "hidden"}

@@ -14,6 +14,8 @@ from typing import Any
 
 import gradio as gr
 
+from generation.editing.keys import COMMON_KEYS
+from generation.editing.sections import MAX_SECTIONS
 from generation.endpoints import EVERY_PARAMETER, GENERATE_PARAMETERS, Parameter
 from generation.errors import MoodtapeError
 from generation.studio import MAX_TAKES, Studio
@@ -56,6 +58,29 @@ LOUDNESS_CHOICES = [
 ]
 RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz", 48_000)]
 BARS_CHOICES = [("as many as fit", 0), *((str(bars), bars) for bars in EVERY_PARAMETER["bars"].choices if bars)]
+KEY_CHOICES = [("as generated", ""), *COMMON_KEYS]
+SECTION_COLUMNS = ("prompt", "bars", "seconds")  # the table's columns; a row fills bars or seconds
+FORMS = {  # common song forms to start a table from, in seconds (bars need a BPM)
+    "Intro, verse, chorus, outro": [
+        ["soft intro, a few instruments", None, 6],
+        ["verse, the groove settles in", None, 10],
+        ["chorus, full band, bright and catchy", None, 10],
+        ["outro, fading out", None, 6],
+    ],
+    "Verse, chorus, verse, chorus": [
+        ["verse, laid back", None, 8],
+        ["chorus, full and lifted", None, 8],
+        ["second verse, a new instrument joins", None, 8],
+        ["last chorus, biggest", None, 8],
+    ],
+    "Intro, build, drop, outro": [
+        ["atmospheric intro, pads", None, 6],
+        ["build-up, rising tension, risers", None, 8],
+        ["the drop, heavy bass and drums", None, 10],
+        ["outro, pads fading", None, 6],
+    ],
+}
+FIRST_FORM = next(iter(FORMS))
 
 
 def _widgets() -> dict[str, Callable[..., gr.Component]]:
@@ -128,6 +153,27 @@ def _widgets() -> dict[str, Callable[..., gr.Component]]:
         "start": partial(gr.Number, value=None, label="Replace from (s)", minimum=0, elem_id="replace-start"),
         "end": partial(gr.Number, value=None, label="to (s)", minimum=0, elem_id="replace-end"),
         "candidates": partial(_slider, p["candidates"], step=1, label="Candidates", elem_id="replace-candidates"),
+        "key": partial(
+            gr.Dropdown,
+            KEY_CHOICES,
+            value=p["key"].default,
+            allow_custom_value=True,  # "Bb minor", "a min" and the other spellings the studio reads
+            label="Key (empty = as generated)",
+            elem_id="key",
+        ),
+        # A song in sections: a row per section, its length in bars (at the BPM above) or in seconds
+        "sections": partial(
+            gr.Dataframe,
+            value=FORMS[FIRST_FORM],
+            headers=list(SECTION_COLUMNS),
+            datatype=["str", "number", "number"],
+            type="array",
+            column_count=len(SECTION_COLUMNS),
+            row_limits=(1, MAX_SECTIONS),
+            interactive=True,
+            label="Sections: what each sounds like, and bars or seconds",
+            elem_id="sections",
+        ),
     }
 
 
@@ -226,6 +272,7 @@ class PageInputs:
     preset_info: gr.Markdown
     generate: gr.Button
     stop: gr.Button
+    compose: ComposeArea | None = None  # the table of sections and its Compose button
 
 
 @dataclass(frozen=True)
@@ -289,6 +336,7 @@ def inputs_column(studio: Studio) -> PageInputs:
         place("melody")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
+        place("key")
         with gr.Row():
             place("seed")
             place("variations")
@@ -306,7 +354,83 @@ def inputs_column(studio: Studio) -> PageInputs:
         with gr.Row():
             generate = gr.Button("Generate", variant="primary", elem_id="generate")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
-    return PageInputs({p.name: widgets[p.name] for p in GENERATE_PARAMETERS}, preset_info, generate, stop)
+        compose = compose_area()
+    values = {p.name: widgets[p.name] for p in GENERATE_PARAMETERS}
+    return PageInputs(values, preset_info, generate, stop, compose=compose)
+
+
+@dataclass(frozen=True)
+class ComposeArea:
+    """Compose in sections: the table, a form to start from, a row more or less, and the Compose button."""
+
+    table: gr.Dataframe
+    form: gr.Dropdown
+    add_row: gr.Button
+    remove_row: gr.Button
+    compose: gr.Button
+
+
+def compose_area() -> ComposeArea:
+    """A song in sections, each continuing the one before; it takes the key, tempo and settings above."""
+    with gr.Accordion("Compose a song in sections", open=False, elem_id="compose-area"):
+        gr.Markdown(COMPOSE_HELP)
+        form = gr.Dropdown(list(FORMS), value=FIRST_FORM, label="Start from a form", elem_id="compose-form")
+        table = WIDGETS["sections"]()
+        with gr.Row():
+            add_row = gr.Button("Add a section", size="sm", elem_id="add-section")
+            remove_row = gr.Button("Remove the last", size="sm", elem_id="remove-section")
+            compose = gr.Button("Compose", variant="primary", elem_id="compose")
+    return ComposeArea(table, form, add_row, remove_row, compose)
+
+
+COMPOSE_HELP = (
+    "Each section continues the one before with its own words; a section lasts 1 to 30 s. Give its length in "
+    "**bars** (at the BPM under *Tempo and loop*) or in **seconds**. The key, seed and settings above apply to all; "
+    "the WAV carries a marker per section."
+)
+
+
+def sections_from_table(rows: Any) -> list[dict[str, Any]]:
+    """The table's rows as the sections a compose request takes; empty rows are left out, empty cells unsaid."""
+    sections = []
+    for row in rows or []:
+        cells = dict(zip(SECTION_COLUMNS, [*row, None, None, None][: len(SECTION_COLUMNS)], strict=True))
+        prompt = str(cells["prompt"] or "").strip()
+        lengths = {name: _number(cells[name]) for name in ("bars", "seconds")}
+        if not prompt and all(value is None for value in lengths.values()):
+            continue
+        sections.append({"prompt": prompt, **{name: value for name, value in lengths.items() if value is not None}})
+    return sections
+
+
+def add_section(rows: Any) -> list[list[Any]]:
+    """The table with one more row, to fill in."""
+    return [*(rows or []), ["", None, None]][:MAX_SECTIONS]
+
+
+def remove_section(rows: Any) -> list[list[Any]]:
+    """The table without its last row (one is always left)."""
+    rows = list(rows or [])
+    return rows[:-1] if len(rows) > 1 else rows
+
+
+def form_rows(form: str) -> list[list[Any]]:
+    """The rows of a common form, to start from."""
+    return [list(row) for row in FORMS.get(form, FORMS[FIRST_FORM])]
+
+
+def _number(value: Any) -> Any:
+    """A table cell as a number, or None when empty; text that is not a number is passed on to be refused."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and value != value:  # NaN: an empty cell in a numeric column
+        return None
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _takes_row() -> TakePanels:

@@ -35,7 +35,9 @@ from typing import Any
 from .audio.loops import LOOP_BARS
 from .audio.tempo import MAX_BPM, MIN_BPM
 from .config import AUTO_MODEL
+from .editing.compose import ComposeRequest
 from .editing.replace import DEFAULT_CANDIDATES, MAX_CANDIDATES, MAX_SECTION_SECONDS, MIN_CANDIDATES, ReplaceRequest
+from .editing.sections import MAX_SECTIONS
 from .formats import DEFAULT_TARGET_LUFS, EXPORT_RATES, FORMATS
 from .settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION, GenerationSettings
 from .studio import DEFAULT_EXTEND_SECONDS, MAX_EXTEND_SECONDS, MAX_TAKES, MIN_EXTEND_SECONDS, Studio, TrackRequest
@@ -213,7 +215,21 @@ GENERATE_PARAMETERS: Parameters = (
         choices=(0, *LOOP_BARS),
     ),
     Parameter("model", TEXT, f"a model's name from the models list; '{AUTO_MODEL}' for the server's pick", AUTO_MODEL),
+    Parameter(
+        "key",
+        TEXT,
+        "the key to land in, e.g. 'A minor', 'F# major', 'Bb minor' (a relative key counts as the same); "
+        "said in the prompt, and the track moved by at most 6 semitones if it differs; empty keeps it as generated",
+        "",
+    ),
 )
+
+def from_generate(names: tuple[str, ...], helps: Mapping[str, str]) -> Parameters:
+    """/generate's parameters of these ``names``, none of them required, with the ``helps`` given in place of theirs."""
+    return tuple(
+        replace(p, required=False, help=helps.get(p.name, p.help)) for p in GENERATE_PARAMETERS if p.name in names
+    )
+
 
 # -- /extend: the track and the seconds to add, then /generate's parameters but those an extend has no use for --------
 
@@ -264,24 +280,39 @@ REPLACE_ONLY_PARAMETERS: Parameters = (
         maximum=MAX_CANDIDATES,
     ),
 )
-FOR_REPLACE = (
-    "prompt", "preset", "seed", "temperature", "top_k", "top_p", "guidance", "negative_prompt", "model",
+# What a request that is not /generate's takes of its parameters: the sampling, the model and the export
+SAMPLING_AND_EXPORT = (
+    "seed", "temperature", "top_k", "top_p", "guidance", "negative_prompt", "model",
     "stems", "formats", "sample_rate", "loudness",
 )  # fmt: skip
+FOR_REPLACE = ("prompt", "preset", *SAMPLING_AND_EXPORT)
 _REPLACE_HELP = {
     "prompt": "what the new section should be, in words; empty reuses the track's recipe",
     "sample_rate": f"resample the exports to {' or '.join(str(r) for r in EXPORT_RATES)} Hz; 0 keeps the file's own",
     "loudness": "target loudness in LUFS as one gain over the whole file; 0 keeps every sample outside the "
     f"section as it is (default {DEFAULT_TARGET_LUFS:g})",
 }
-REPLACE_PARAMETERS: Parameters = (
-    *REPLACE_ONLY_PARAMETERS,
-    *(
-        replace(p, required=False, help=_REPLACE_HELP.get(p.name, p.help))
-        for p in GENERATE_PARAMETERS
-        if p.name in FOR_REPLACE
+REPLACE_PARAMETERS: Parameters = (*REPLACE_ONLY_PARAMETERS, *from_generate(FOR_REPLACE, _REPLACE_HELP))
+
+# -- /compose: the sections, then the tempo, key, sampling and export parameters of /generate ----------------------
+
+COMPOSE_ONLY_PARAMETERS: Parameters = (
+    Parameter(
+        "sections",
+        TEXT,
+        f'the song as JSON: a list of 1 to {MAX_SECTIONS} sections, each {{"prompt": ..., "seconds": ...}} or '
+        '{"prompt": ..., "bars": ...} (bars need bpm), with an optional "preset"; each lasts 1 to 30 s',
+        required=True,
     ),
 )
+FOR_COMPOSE = ("bpm", "key", *SAMPLING_AND_EXPORT)
+_COMPOSE_HELP = {
+    "bpm": f"the song's tempo, {MIN_BPM} to {MAX_BPM}: bars are counted at it and every section is stretched to it; "
+    "empty: sections in seconds, each at its own tempo",
+    "key": "the key every section lands in, e.g. 'A minor' or 'F# major'; empty keeps each as generated",
+    "seed": "the random seed: section k is made with seed + k; empty or -1 for a random one",
+}
+COMPOSE_PARAMETERS: Parameters = (*COMPOSE_ONLY_PARAMETERS, *from_generate(FOR_COMPOSE, _COMPOSE_HELP))
 
 # -- The table -----------------------------------------------------------------------------------------------------
 
@@ -310,6 +341,13 @@ REPLACE = Endpoint(
     REPLACE_PARAMETERS,
     request_type=ReplaceRequest,
 )
+COMPOSE = Endpoint(
+    "compose",
+    "Compose a song in sections (sections: JSON); each section continues the one before with its own prompt. "
+    "Returns the same seven results as /generate; the WAV carries a cue point per section.",
+    COMPOSE_PARAMETERS,
+    request_type=ComposeRequest,
+)
 PRESETS = Endpoint(
     "presets",
     "List the style presets: id, name, description, family, tags and settings.",
@@ -322,7 +360,15 @@ MODELS = Endpoint(
     answers=LISTING,
     call=lambda studio, values: studio.models.describe(),
 )
-ENDPOINTS: tuple[Endpoint, ...] = (GENERATE, GENERATE_STREAM, EXTEND, REPLACE, PRESETS, MODELS)  # the API's order
+ENDPOINTS: tuple[Endpoint, ...] = (  # the API's order
+    GENERATE,
+    GENERATE_STREAM,
+    EXTEND,
+    REPLACE,
+    COMPOSE,
+    PRESETS,
+    MODELS,
+)
 BY_NAME = {e.name: e for e in ENDPOINTS}
 # Each parameter once, by name, as first declared (endpoints share the hidden input of a name they share).
 EVERY_PARAMETER: dict[str, Parameter] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generation.editing.keys import Key, land_in_key, measure_key, parse_key, semitones_between, transpose
+from generation.editing.keys import COMMON_KEYS, Key, land_in_key, measure_key, parse_key, semitones_between, transpose
 from generation.errors import InvalidInputError
 from tests.rhythm_factory import pattern
 
@@ -36,6 +36,12 @@ def test_unreadable_key_names_are_refused_with_the_accepted_forms(text):
     with pytest.raises(InvalidInputError) as caught:
         parse_key(text)
     assert repr(text) in str(caught.value) and '"A minor", "F# major", "Bb minor"' in str(caught.value)
+
+
+def test_the_common_keys_are_every_key_once():
+    keys = [parse_key(name) for name in COMMON_KEYS]
+    assert [key.name for key in keys] == list(COMMON_KEYS)
+    assert len({(key.tonic, key.mode) for key in keys}) == 24
 
 
 def test_an_empty_key_is_no_key():

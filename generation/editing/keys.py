@@ -31,6 +31,14 @@ ACCEPTED_FORMS = (
     'a letter A to G, then # or b if sharp or flat, then "major" or "minor" ("maj", "min", "m" and nothing '
     'for major also work): for example "A minor", "F# major", "Bb minor", "Am", "Eb"'
 )
+COMMON_KEYS = tuple(  # every key once, spelt as usually written (flats for Db, Eb, Ab and Bb major), majors first
+    f"{tonic} {mode}"
+    for mode, tonics in (
+        ("major", ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")),
+        ("minor", ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")),
+    )
+    for tonic in tonics
+)
 _KEY = re.compile(r"^([A-Ga-g])\s*(#|♯|b|♭)?\s*(major|maj|minor|min|m)?$", re.IGNORECASE)
 
 
