@@ -87,7 +87,7 @@ def wire_api(
     events = []
     for endpoint in ENDPOINTS:
         if endpoint.answers == LISTING:
-            gr.api(listing_endpoint(studio, endpoint), api_name=endpoint.name)
+            gr.api(listing_endpoint(studio, endpoint, runner), api_name=endpoint.name)
             continue
         outputs = [api.stream_piece, *panels] if endpoint.streams else list(panels)
         function = track_endpoint(runner, endpoint)
@@ -140,8 +140,11 @@ def api_outputs(update: InProgress | Finished, *, streaming: bool) -> tuple[Any,
 _PYTHON_TYPES = {TEXT: str, NUMBER: float, INTEGER: int, FLAG: bool, FORMATS_LIST: str, AUDIO: str}
 
 
-def listing_endpoint(studio: Studio, endpoint: Endpoint) -> Callable[..., list[dict]]:
-    """A LISTING endpoint as a ``gr.api`` function: Gradio reads its parameters' types from the signature."""
+def listing_endpoint(studio: Studio, endpoint: Endpoint, runner: TrackRunner) -> Callable[..., list[dict]]:
+    """A LISTING endpoint as a ``gr.api`` function: Gradio reads its parameters' types from the signature.
+
+    It answers for the caller: ``runner.owner()`` says whose library a /library call reads.
+    """
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     signature = inspect.Signature(
         [
@@ -159,7 +162,7 @@ def listing_endpoint(studio: Studio, endpoint: Endpoint) -> Callable[..., list[d
     def function(*args: Any, **kwargs: Any) -> list[dict]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return endpoint.call(studio, bound.arguments)
+        return endpoint.call(studio, bound.arguments, runner.owner())
 
     annotations = {name: p.annotation for name, p in signature.parameters.items()}
     function.__annotations__ = {**annotations, "return": Any}

@@ -22,8 +22,10 @@ from generation import __version__
 from generation.config import ConfigError, ServerConfig
 from generation.endpoints import COMPOSE, EXTEND, GENERATE, REPLACE, Endpoint, Parameters, request_from
 from generation.errors import MoodtapeError
+from generation.library import Library, library_status
 from generation.presets import PresetSettings
 from generation.studio import Studio
+from library_tab import OwnerRule, guard_kwargs, library_tab, owner_rule_for, wire_library
 from page import (
     EXAMPLE_INPUTS,
     EXAMPLE_LABELS,
@@ -64,12 +66,14 @@ STATUS_REFRESH_S = 5  # how often the models' status line is refreshed
 # -- Wiring --------------------------------------------------------------------------------------------------------
 
 
-def _wire_generation(studio: Studio, inputs: PageInputs, results: ResultPanels, api: ApiInputs) -> list[Any]:
+def _wire_generation(
+    studio: Studio, inputs: PageInputs, results: ResultPanels, api: ApiInputs, owner_rule: OwnerRule
+) -> list[Any]:
     """Generate (button or Enter), extend and replace from the page, and the API's endpoints; Stop cancels any."""
     # One model serves batches of up to max_batch concurrent requests (see generation/model/engine.py); on a cluster
     # the replicas batch and Serve's bounded line answers "busy", so the page sends up to a queue's worth at once.
     at_once = studio.config.max_batch if studio.config.backend == "local" else studio.config.queue_size
-    runner = TrackRunner(studio, workers=max(8, at_once))
+    runner = TrackRunner(studio, workers=max(8, at_once), owner_rule=owner_rule)  # it keeps tracks in libraries
     run_settings = {"concurrency_id": "musicgen", "concurrency_limit": at_once}
     # Progress and errors show on the preview player only, not as a badge on every result panel.
     ui_event = {"api_visibility": "private", "show_progress_on": [results.stream_player], **run_settings}
@@ -166,8 +170,10 @@ def _wire_helpers(
 
         return pick_take
 
+    library_line = library_status(studio.track_library, studio.config)  # where it is, or why there is none
+
     def model_status() -> str:
-        return f"{studio_status(studio)} · Moodtape {__version__}"
+        return f"{studio_status(studio)} · {library_line} · Moodtape {__version__}"
 
     widgets = inputs.values
     by_field = {p.request_field: widgets[p.name] for p in GENERATE.parameters}
@@ -200,45 +206,70 @@ def _wire_helpers(
     gr.Timer(STATUS_REFRESH_S).tick(**status)
 
 
-def build_app(studio: Studio | None = None) -> gr.Blocks:
-    """Build the Blocks: the page and the API: /generate, /generate_stream, /extend, /replace, /presets, /models."""
+def build_app(studio: Studio | None = None, owner_rule: OwnerRule | None = None) -> gr.Blocks:
+    """Build the Blocks: the page (Create and Library tabs) and the API: /generate, /generate_stream, /extend,
+    /replace, /presets, /models, /library, /library_delete.
+
+    ``owner_rule`` says whose library a request reads and fills: by default the signed-in Hugging Face user on a
+    Space (anonymous visitors have none) and one local owner elsewhere (see ``library_tab.py``).
+    """
     studio = studio or Studio()
+    owner_rule = owner_rule or owner_rule_for(studio.config)
     with gr.Blocks(title="Moodtape: text to music") as demo:
         gr.Markdown(INTRO)
-        with gr.Row():
-            inputs = inputs_column(studio)
-            results = results_column()
-        example_inputs = [inputs.values[name] for name in EXAMPLE_INPUTS]
-        gr.Examples(examples=EXAMPLES, inputs=example_inputs, label="Try one", example_labels=EXAMPLE_LABELS)
+        if studio.config.space_id and studio.track_library is not None:
+            gr.LoginButton()  # Hugging Face sign-in: each signed-in person has a library of their own
+        with gr.Tabs() as tabs:
+            with gr.Tab("Create", id="create"):
+                with gr.Row():
+                    inputs = inputs_column(studio)
+                    results = results_column()
+                example_inputs = [inputs.values[name] for name in EXAMPLE_INPUTS]
+                gr.Examples(examples=EXAMPLES, inputs=example_inputs, label="Try one", example_labels=EXAMPLE_LABELS)
+            with gr.Tab("Library", id="library"):
+                library = library_tab(studio)
         api = api_inputs()
-        requests = _wire_generation(studio, inputs, results, api)
+        requests = _wire_generation(studio, inputs, results, api, owner_rule)
         _wire_helpers(demo, studio, inputs, results, requests)
+        wire_library(
+            demo, studio, owner_rule, library, tabs=tabs, create_tab="create", player=results.player,
+            melody=inputs.values["melody"], requests=requests,
+        )  # fmt: skip
     return demo
 
 
 # -- Start-up ------------------------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    """Start the app: settings first (a bad one stops here), then the page at once, the model in the background."""
+def main(owner_rule: OwnerRule | None = None) -> None:
+    """Start the app: settings first (a bad one stops here), the library (checked against its files, rebuilt if
+    its database is lost or damaged), then the page at once, the model in the background.
+
+    ``owner_rule`` replaces the default (Hugging Face sign-in on a Space, one local owner elsewhere).
+    """
     try:
         config = ServerConfig.from_env()
     except ConfigError as e:
         print(f"Moodtape cannot start: {e}", file=sys.stderr)
         raise SystemExit(2) from e
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    studio = Studio(config=config)
+    library, library_line = Library.from_config(config)
+    log.info("%s", library_line)
+    studio = Studio(config=config, track_library=library)
     for problem in studio.presets.problems:
         log.warning("Skipped preset: %s", problem)
     threading.Thread(target=_preload, args=(studio,), name="moodtape-preload", daemon=True).start()
     studio.store.start()  # removes old results in the background, never ones younger than the keep time
-    demo = build_app(studio)
+    owner_rule = owner_rule or owner_rule_for(config)
+    demo = build_app(studio, owner_rule)
     demo.queue(max_size=config.queue_size)
+    guarded = guard_kwargs(studio, owner_rule)  # the library's files, to their owner only
     demo.launch(
         max_file_size=config.max_file_size,
         server_name=config.server_name,
         server_port=config.server_port,
-        allowed_paths=[str(studio.output_dir), str(EXAMPLES_DIR)],
+        allowed_paths=[str(studio.output_dir), str(EXAMPLES_DIR), *guarded.get("allowed_paths", [])],
+        app_kwargs=guarded.get("app_kwargs"),
         theme=gr.themes.Soft(),
         footer_links=["api"],
         show_error=True,  # Gradio's own input checks (say, a melody that is not an uploaded file) reach the client

@@ -10,7 +10,8 @@ What an endpoint answers with (``answers``) decides how it is served:
 
 - ``TRACK``: a track is made (``request_from`` then ``Studio.make_track``); the API returns the seven results of
   ``/generate``, the command line writes the files to ``-o``.
-- ``LISTING``: ``call(studio, values)`` returns JSON-ready data; the API returns it, the command line prints it.
+- ``LISTING``: ``call(studio, values, owner)`` returns JSON-ready data; the API returns it, the command line prints
+  it. ``owner`` is whose library a request reads (``runner.TrackRunner.owner``; the command line's is the local one).
 
 Adding an endpoint:
 
@@ -39,6 +40,7 @@ from .editing.compose import ComposeRequest
 from .editing.replace import DEFAULT_CANDIDATES, MAX_CANDIDATES, MAX_SECTION_SECONDS, MIN_CANDIDATES, ReplaceRequest
 from .editing.sections import MAX_SECTIONS
 from .formats import DEFAULT_TARGET_LUFS, EXPORT_RATES, FORMATS
+from .library import DEFAULT_LIMIT, MAX_LIMIT, Library, delete_entry, search_entries
 from .settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION, GenerationSettings
 from .studio import DEFAULT_EXTEND_SECONDS, MAX_EXTEND_SECONDS, MAX_TAKES, MIN_EXTEND_SECONDS, Studio, TrackRequest
 
@@ -92,7 +94,7 @@ class Endpoint:
     doc: str  # the API's description of it, and the subcommand's
     parameters: Parameters = ()
     answers: str = TRACK  # TRACK or LISTING
-    call: Callable[[Studio, Mapping[str, Any]], Any] | None = None  # a LISTING's answer, from the values by name
+    call: Callable[[Studio, Mapping[str, Any], str | None], Any] | None = None  # a LISTING's answer: values, owner
     streams: bool = False  # a TRACK endpoint that first yields its audio in pieces
     command: str | None = ""  # its subcommand: "" for its own name, another's name to share it, None for none
     request_type: type = TrackRequest  # what a TRACK endpoint's values become; the studio's make_track takes it
@@ -314,6 +316,27 @@ _COMPOSE_HELP = {
 }
 COMPOSE_PARAMETERS: Parameters = (*COMPOSE_ONLY_PARAMETERS, *from_generate(FOR_COMPOSE, _COMPOSE_HELP))
 
+# -- /library: a search of the caller's own entries --------------------------------------------------------------
+
+LIBRARY_PARAMETERS: Parameters = (
+    Parameter("query", TEXT, "words to find in the prompt, preset or model (each must start a word); empty for all"),
+    Parameter("bpm_min", NUMBER, "only entries at this tempo or faster, in BPM"),
+    Parameter("bpm_max", NUMBER, "only entries at this tempo or slower, in BPM"),
+    Parameter("key", TEXT, "only entries in this key, such as 'A minor' or 'F# major' (flats work too)"),
+    Parameter("model", TEXT, "only entries made with this model (its name on the server, or its id)"),
+    Parameter(
+        "limit", INTEGER, f"at most this many entries, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})", DEFAULT_LIMIT
+    ),
+)
+
+
+def _library(studio: Studio) -> Library | None:
+    """The studio's library; a studio made without one (the command line's) opens it from the settings."""
+    if studio.track_library is None:
+        studio.track_library, _ = Library.from_config(studio.config)
+    return studio.track_library
+
+
 # -- The table -----------------------------------------------------------------------------------------------------
 
 GENERATE = Endpoint(
@@ -352,13 +375,29 @@ PRESETS = Endpoint(
     "presets",
     "List the style presets: id, name, description, family, tags and settings.",
     answers=LISTING,
-    call=lambda studio, values: studio.presets.describe(),
+    call=lambda studio, values, owner: studio.presets.describe(),
 )
 MODELS = Endpoint(
     "models",
     "List the models to pick: name, source, kind (text or melody), channels, decoder size, loaded, default.",
     answers=LISTING,
-    call=lambda studio, values: studio.models.describe(),
+    call=lambda studio, values, owner: studio.models.describe(),
+)
+LIBRARY = Endpoint(
+    "library",
+    "Search your library (every track you made, kept across restarts): words of the prompt, preset or model, "
+    "a BPM range, a key, a model. Returns entries, newest first: id, created, prompt, preset, model, seconds, bpm, "
+    "key, seed, parent, files (download each from gradio_api/file=<path>), size.",
+    LIBRARY_PARAMETERS,
+    answers=LISTING,
+    call=lambda studio, values, owner: search_entries(_library(studio), owner, values),
+)
+LIBRARY_DELETE = Endpoint(
+    "library_delete",
+    "Delete an entry of your library (its row and its files) by id; returns the entry as it was.",
+    (Parameter("id", TEXT, "the entry's id, as /library lists it", required=True),),
+    answers=LISTING,
+    call=lambda studio, values, owner: delete_entry(_library(studio), owner, values["id"]),
 )
 ENDPOINTS: tuple[Endpoint, ...] = (  # the API's order
     GENERATE,
@@ -368,6 +407,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (  # the API's order
     COMPOSE,
     PRESETS,
     MODELS,
+    LIBRARY,
+    LIBRARY_DELETE,
 )
 BY_NAME = {e.name: e for e in ENDPOINTS}
 # Each parameter once, by name, as first declared (endpoints share the hidden input of a name they share).

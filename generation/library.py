@@ -94,6 +94,8 @@ CREATE TRIGGER entries_removed AFTER DELETE ON entries BEGIN
     DELETE FROM entries_fts WHERE rowid = old.n;
 END;
 """
+LOCAL_OWNER = "local"  # the one owner of a library on your own machine (the page's, the API's and the command line's)
+SIGN_IN = "Sign in with Hugging Face (the button at the top of the page) to keep every track you make in a library."
 _COLUMNS = "id, owner, created, prompt, preset, model, seconds, bpm, key, seed, parent, files, size"
 
 
@@ -629,6 +631,41 @@ def library_location(config: ServerConfig) -> tuple[Path | None, str]:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("moodtape", appauthor=False)) / "library", ""
+
+
+def library_status(library: Library | None, config: ServerConfig) -> str:
+    """For the status line: where the library is (and whether it was just rebuilt), or why there is none."""
+    if library is not None:
+        return library.status
+    folder, why_off = library_location(config)
+    env = ServerConfig.env_name("library_dir")
+    return why_off or f"Library off: {folder} could not be used (the log says why); set {env} to a writable folder."
+
+
+def search_entries(library: Library | None, owner: str | None, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """/library: ``owner``'s entries matching the values (query, bpm_min, bpm_max, key, model, limit), as JSON."""
+    library = _usable(library, owner)
+    search = Search.of(
+        values.get("query"), values.get("bpm_min"), values.get("bpm_max"), values.get("key"), values.get("model"),
+        values.get("limit"),
+    )  # fmt: skip
+    return [entry.to_dict() for entry in library.search(owner, search)]
+
+
+def delete_entry(library: Library | None, owner: str | None, entry_id: object) -> dict[str, Any]:
+    """/library_delete: remove ``owner``'s entry (row and files); returns what it was, as JSON."""
+    return _usable(library, owner).delete(owner, check_id(entry_id)).to_dict()
+
+
+def _usable(library: Library | None, owner: str | None) -> Library:
+    if library is None:
+        raise InvalidInputError(
+            "This server keeps no library (MOODTAPE_LIBRARY_DIR is off, or the Space has no persistent storage): "
+            "tracks stay in the page's history and the output folder."
+        )
+    if owner is None:
+        raise InvalidInputError(SIGN_IN)
+    return library
 
 
 def check_id(value: object) -> str:

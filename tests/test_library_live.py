@@ -1,0 +1,241 @@
+"""The library through the live app, with its real database file: concurrency, restarts, kill -9, a lost or damaged
+database, two owners, hostile ids. The server runs in a subprocess so it can be killed and started again; the
+owner comes from a request header (the test's owner rule), as Gradio's sign-in stand-in needs the hub.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SERVER_START_TIMEOUT_S, free_port
+
+pytestmark = pytest.mark.slow
+
+OWNER_HEADER = "x-moodtape-owner"
+ALICE, BOB = "alice", "bob"
+# The real app's main(), with the owner read from a header instead of Hugging Face sign-in.
+SERVER = f"import app; app.main(owner_rule=lambda request: request.headers.get({OWNER_HEADER!r}))"
+HOSTILE_IDS = ["../../etc/passwd", "' OR '1'='1", '"; DROP TABLE entries; --', "20261206-010000-1a2b3c4d/../x"]
+
+
+class Server:
+    """The app in a subprocess on a free port, logging to a file; ``kill`` is ``kill -9``."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        self._log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False", **env}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVER], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "config", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.kill()
+        raise RuntimeError(f"the app did not answer:\n{log_path.read_text()}")
+
+    def client(self, owner: str | None):
+        from gradio_client import Client
+
+        return Client(self.url, headers={OWNER_HEADER: owner} if owner else None, verbose=False)
+
+    def fetch(self, path: str, owner: str | None) -> int:
+        """The HTTP status of downloading ``path`` as ``owner``."""
+        request = urllib.request.Request(self.url + "gradio_api/file=" + path, headers={OWNER_HEADER: owner or ""})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("library-live")
+
+
+@pytest.fixture(scope="module")
+def env(tiny_models_env: dict[str, str], folder: Path) -> dict[str, str]:
+    return {
+        **tiny_models_env,
+        "MOODTAPE_OUTPUT_DIR": str(folder / "outputs"),
+        "MOODTAPE_LIBRARY_DIR": str(folder / "library"),
+        "MOODTAPE_FAST_CPU": "0",
+    }
+
+
+@pytest.fixture
+def server(env: dict[str, str], folder: Path) -> Iterator[Server]:
+    running = Server(env, folder / "server.log")
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def listing(server: Server, owner: str | None, **filters) -> list[dict]:
+    return server.client(owner).predict(limit=500, **filters, api_name="/library")
+
+
+def make(client, prompt: str, seed: int, duration: float = 1.0):
+    return client.submit(prompt=prompt, duration=duration, seed=seed, api_name="/generate")
+
+
+def database_rows(folder: Path) -> dict[str, tuple[str, list[str]]]:
+    """id -> (owner, files) straight from the database file."""
+    import json
+
+    with sqlite3.connect(folder / "library" / "library.sqlite3") as db:
+        return {row[0]: (row[1], json.loads(row[2])) for row in db.execute("SELECT id, owner, files FROM entries")}
+
+
+def entry_folders(folder: Path) -> set[str]:
+    return {p.name for p in (folder / "library" / "tracks").glob("*/*") if not p.name.startswith(".")}
+
+
+def test_eight_concurrent_tracks_give_eight_rows_kept_across_a_restart(server: Server, env, folder: Path):
+    alice = server.client(ALICE)
+    jobs = [make(alice, f"concurrent take {i}", seed=i) for i in range(8)]
+    results = [job.result(timeout=300) for job in jobs]
+    assert all(Path(result[0]).is_file() for result in results)
+
+    entries = listing(server, ALICE)
+    assert sorted(e["seed"] for e in entries) == list(range(8))
+    assert all(Path(path).is_file() for e in entries for path in e["files"])
+    assert len(database_rows(folder)) == 8 and len(entry_folders(folder)) == 8
+    assert listing(server, ALICE, query="take 3")[0]["seed"] == 3
+
+    server.stop()
+    again = Server(env, folder / "server.log")
+    try:
+        assert listing(again, ALICE) == entries, "a restart keeps every entry as it was"
+    finally:
+        again.stop()
+
+
+def test_two_owners_never_see_fetch_or_delete_each_others_entries(server: Server, folder: Path):
+    make(server.client(BOB), "bob's own song", seed=100).result(timeout=300)
+    mine, theirs = listing(server, ALICE), listing(server, BOB)
+    assert [e["prompt"] for e in theirs] == ["bob's own song"]
+    assert not {e["id"] for e in mine} & {e["id"] for e in theirs}
+    assert listing(server, BOB, query="concurrent") == []
+
+    alice_wav = mine[0]["files"][0]
+    assert server.fetch(alice_wav, ALICE) == 200
+    assert server.fetch(alice_wav, BOB) == 403
+    assert server.fetch(alice_wav, None) == 403
+    assert server.fetch(alice_wav.replace("/tracks/", "/tracks/../tracks/"), BOB) == 403
+    assert server.fetch(str(folder / "library" / "library.sqlite3"), ALICE) == 403
+
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="There is no entry"):
+        server.client(BOB).predict(id=mine[0]["id"], api_name="/library_delete")
+    assert listing(server, ALICE) == mine
+    with pytest.raises(AppError, match="Sign in"):
+        listing(server, None)
+
+
+@pytest.mark.parametrize("bad_id", HOSTILE_IDS)
+def test_bad_ids_are_refused_and_the_server_keeps_serving(server: Server, bad_id: str):
+    from gradio_client.exceptions import AppError
+
+    before = listing(server, ALICE)
+    with pytest.raises(AppError, match="id must be a library entry's id"):
+        server.client(ALICE).predict(id=bad_id, api_name="/library_delete")
+    assert listing(server, ALICE) == before
+
+
+def test_delete_removes_the_entry_and_its_files(server: Server, folder: Path):
+    entry = make(server.client(ALICE), "short-lived", seed=200).result(timeout=300)
+    (kept,) = listing(server, ALICE, query="short lived")
+    assert Path(kept["files"][0]).name == Path(entry[0]).name
+    deleted = server.client(ALICE).predict(id=kept["id"], api_name="/library_delete")
+    assert deleted["id"] == kept["id"]
+    assert listing(server, ALICE, query="short lived") == []
+    assert not any(Path(path).exists() for path in kept["files"])
+    assert kept["id"] not in database_rows(folder)
+
+
+def test_kill_9_in_the_middle_of_tracks_leaves_no_half_row_and_no_missing_file(server: Server, env, folder: Path):
+    alice = server.client(ALICE)
+    before = {e["id"] for e in listing(server, ALICE)}
+    jobs = [make(alice, f"interrupted {i}", seed=300 + i, duration=4.0 if i else 1.0) for i in range(4)]
+    jobs[0].result(timeout=300)  # one is kept; the others are being made or written
+    server.kill()
+
+    again = Server(env, folder / "server.log")
+    try:
+        entries = listing(again, ALICE)
+    finally:
+        again.stop()
+    rows = database_rows(folder)
+    assert before < {e["id"] for e in entries}, "what was kept before the kill is still there"
+    assert set(rows) == entry_folders(folder), "no row without its folder, no finished folder without its row"
+    assert all((folder / "library" / name).is_file() for _owner, files in rows.values() for name in files)
+    assert all(Path(path).is_file() for e in entries for path in e["files"])
+
+
+def test_a_deleted_database_is_rebuilt_with_the_same_entries(env, folder: Path):
+    server = Server(env, folder / "server.log")
+    before = {owner: listing(server, owner) for owner in (ALICE, BOB)}
+    server.stop()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{folder / 'library' / 'library.sqlite3'}{suffix}").unlink(missing_ok=True)
+    log_start = folder.joinpath("server.log").stat().st_size
+
+    server = Server(env, folder / "server.log")
+    try:
+        assert {owner: listing(server, owner) for owner in (ALICE, BOB)} == before
+    finally:
+        server.stop()
+    assert "was missing: rebuilding it from the files" in folder.joinpath("server.log").read_text()[log_start:]
+
+
+def test_a_damaged_database_is_set_aside_and_the_app_starts_and_rebuilds(env, folder: Path):
+    server = Server(env, folder / "server.log")
+    before = listing(server, ALICE)
+    server.stop()
+    database = folder / "library" / "library.sqlite3"
+    database.write_bytes(b"not a database at all" * 200)
+    log_start = folder.joinpath("server.log").stat().st_size
+
+    server = Server(env, folder / "server.log")
+    try:
+        assert listing(server, ALICE) == before
+    finally:
+        server.stop()
+    assert "is damaged" in folder.joinpath("server.log").read_text()[log_start:]
+    assert list((folder / "library").glob("library.sqlite3.damaged-*"))
