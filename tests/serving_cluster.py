@@ -1,4 +1,4 @@
-"""A local Ray cluster with Moodtape's two replicas, deployed by the README's own command, for the tests."""
+"""A local Ray cluster with Moodtape's two replicas, deployed by docs/deploying.md's own command, for the tests."""
 
 from __future__ import annotations
 
