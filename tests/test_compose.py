@@ -1,7 +1,8 @@
 """Compose a song in sections, and land a track in a key, through the studio with the tiny checkpoints.
 
-The tiny models make noise with no beat and no key, so no section is stretched or moved here; the moves
-themselves are proven on synthetic music (tests/test_keys.py and the finishing test below).
+The tiny models make noise with no beat and no key, so none of their sections is stretched or moved; the stretch
+and the move are proven on synthetic music: a stand-in band for the model (``SyntheticBand``) and the finishing
+test below.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import pytest
 import soundfile as sf
 
 from generation.audio.cues import read_cues
-from generation.editing.compose import ComposeRequest
+from generation.audio.tempo import measure_tempo
+from generation.editing.compose import TAIL_SECONDS, ComposeRequest, make_song
 from generation.editing.keys import measure_key, parse_key
 from generation.errors import InvalidInputError
 from generation.finishing import JOIN_FADE_SECONDS, TempoRequest, finish_take
+from generation.model.types import GeneratedAudio
 from generation.recipe import Recipe
 from generation.studio import Studio, Track, TrackRequest
 from tests.rhythm_factory import pattern
@@ -150,3 +153,28 @@ def test_finishing_moves_a_c_major_take_into_d_major_before_loudness():
     assert finished.tempo_record["key"] == "D major" and finished.tempo.key == "D major"
     assert finished.audio.shape == take.shape and finished.loudness.gain_db != 0.0
     assert measure_key(finished.audio, RATE) == "D major"
+
+
+class SyntheticBand:
+    """A stand-in for the model that plays what the tiny checkpoints cannot: drums and chords in C major at
+    115 BPM, a little slow for the song; each section's drums vary with its seed. It continues an audio prompt as
+    the engine does: the new audio only, with the prompt's last 0.1 s as the lead-in."""
+
+    sample_rate = RATE
+
+    def generate(self, settings, *, audio_prompt=None, on_progress=None, cancel=None):
+        audio = pattern(115, settings.duration, RATE, chords=C_MAJOR, seed=settings.seed)
+        lead_in = None if audio_prompt is None else np.asarray(audio_prompt.samples)[:, -round(0.1 * RATE) :]
+        return GeneratedAudio(audio, RATE, settings, "synthetic", None, "cpu", "float32", 0.1, lead_in=lead_in)
+
+
+def test_each_section_is_stretched_to_the_tempo_and_landed_in_the_key(studio):
+    sections = json.dumps([{"prompt": "verse", "bars": 4}, {"prompt": "chorus", "bars": 4}])
+    plan = studio.plan_compose(ComposeRequest(sections=sections, bpm=120, key="D major", seed=1))
+    song, made = make_song(SyntheticBand(), plan)
+    assert song.shape[-1] == round(16.0 * RATE) + round(TAIL_SECONDS * RATE)
+    for section in made:
+        assert section.landing.measured == "C major" and section.landing.semitones == 2
+        assert section.speed == pytest.approx(120 / 115, abs=0.01) and section.tempo_note is None
+    assert measure_key(song, RATE) == "D major"
+    assert measure_tempo(song, RATE, hint_bpm=120).bpm == pytest.approx(120, abs=0.5)
