@@ -178,3 +178,11 @@ def test_each_section_is_stretched_to_the_tempo_and_landed_in_the_key(studio):
         assert section.speed == pytest.approx(120 / 115, abs=0.01) and section.tempo_note is None
     assert measure_key(song, RATE) == "D major"
     assert measure_tempo(song, RATE, hint_bpm=120).bpm == pytest.approx(120, abs=0.5)
+
+
+def test_a_songs_recipe_makes_the_same_song_again(studio, three, tmp_path):
+    request = ComposeRequest.from_recipe(Recipe.load(three.recipe_path))
+    assert [s["prompt"] for s in request.sections] == ["soft piano intro", "the band comes in", "quiet outro"]
+    again = studio.compose(request, destination=tmp_path / "again.wav")
+    np.testing.assert_array_equal(samples(again), samples(three))
+    assert [cue.label for cue in read_cues(again.wav_path)] == [cue.label for cue in read_cues(three.wav_path)]

@@ -24,6 +24,7 @@ from ..audio.loops import MAX_STRETCH, stretch_to_bpm
 from ..audio.tempo import measure_tempo
 from ..finishing import join_extend
 from ..model.types import AudioPrompt, GeneratedAudio, ProgressCallback
+from ..recipe import Recipe
 from ..settings import ExportSettings, GenerationSettings
 from .keys import Key, Landing, land_in_key
 from .sections import Section, section_bounds, total_seconds
@@ -51,6 +52,33 @@ class ComposeRequest:
     sample_rate: int | float | str | None = None
     loudness: float | str | None = None
     stems: bool | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> ComposeRequest:
+        """The request that makes a composed song's recipe again: its sections as asked, tempo, key, seed (each
+        section's follows from it), sampling, model and export."""
+        s, export = recipe.settings, recipe.export or {}
+        sections = []
+        for entry in recipe.sections:
+            section = {"prompt": entry["asked"], "preset": entry["preset"]}
+            section |= {"bars": entry["bars"]} if entry.get("bars") else {"seconds": entry["seconds"]}
+            sections.append(section)
+        return cls(
+            sections=sections,
+            bpm=(recipe.tempo or {}).get("bpm"),
+            key=(recipe.key or {}).get("asked"),
+            seed=s.seed,
+            temperature=s.temperature,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            guidance_scale=s.guidance_scale,
+            negative_prompt=s.negative_prompt,
+            model=recipe.model_name,
+            formats=export.get("formats"),
+            sample_rate=export.get("sample_rate"),
+            loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
+            stems=export.get("stems"),
+        )
 
 
 @dataclass(frozen=True)
@@ -150,6 +178,7 @@ def sections_record(plan: ComposePlan, made: list[MadeSection]) -> list[dict]:
             "preset": planned.preset_id,
             "start": round(start, 4),
             "end": round(start + section.seconds, 4),
+            "seconds": section.seconds,
             "seed": planned.settings.seed,
         }
         if section.bars is not None:
