@@ -64,6 +64,26 @@ class Recipe:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
+    def request_values(self) -> dict[str, Any]:
+        """What any request that makes this recipe again takes from it, by request field: the seed and sampling,
+        the model, the key and the export."""
+        s, export = self.settings, self.export or {}
+        loudness = export.get("loudness_lufs")
+        return {
+            "seed": s.seed,
+            "temperature": s.temperature,
+            "top_k": s.top_k,
+            "top_p": s.top_p,
+            "guidance_scale": s.guidance_scale,
+            "negative_prompt": s.negative_prompt,
+            "model": self.model_name,
+            "key": (self.key or {}).get("asked"),
+            "formats": export.get("formats"),
+            "sample_rate": export.get("sample_rate"),
+            "loudness": ("off" if loudness is None else loudness) if export else None,
+            "stems": export.get("stems"),
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """Read a recipe back, refusing one that lacks settings or a model."""

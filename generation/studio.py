@@ -86,34 +86,21 @@ class TrackRequest:
         A melody is separated (or not) as it was: recipes from before separation existed used the whole mix.
         An extend needs the track it continued (``extend``); a loop is cut again at the same tempo and bars.
         """
-        s = recipe.settings
         heard = recipe.melody or {}
         tempo = recipe.tempo or {}
-        export = recipe.export or {}
         return cls(
-            prompt=s.prompt,
+            prompt=recipe.settings.prompt,
             melody=melody,
-            duration=s.duration,
-            seed=s.seed,
-            temperature=s.temperature,
-            top_k=s.top_k,
-            top_p=s.top_p,
-            guidance_scale=s.guidance_scale,
+            duration=recipe.settings.duration,
             melody_separation=bool(heard.get("separated", False)) if recipe.melody else None,
             melody_stems_model=heard.get("stems_model"),
             melody_cleanup=bool(heard.get("cleanup")) if recipe.melody else None,
-            negative_prompt=s.negative_prompt,
             bpm=tempo.get("bpm"),
             loop=bool(tempo.get("loop")),
             bars=(tempo.get("loop") or {}).get("bars"),
             extend=extend,
-            formats=export.get("formats"),
-            sample_rate=export.get("sample_rate"),
-            loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
-            stems=export.get("stems"),
-            model=recipe.model_name,
             mode=recipe.mode,
-            key=(recipe.key or {}).get("asked"),
+            **recipe.request_values(),  # the seed, sampling, model, key and export
         )
 
 

@@ -57,28 +57,13 @@ class ComposeRequest:
     def from_recipe(cls, recipe: Recipe) -> ComposeRequest:
         """The request that makes a composed song's recipe again: its sections as asked, tempo, key, seed (each
         section's follows from it), sampling, model and export."""
-        s, export = recipe.settings, recipe.export or {}
         sections = []
         for entry in recipe.sections:
             section = {"prompt": entry["asked"], "preset": entry["preset"]}
             section |= {"bars": entry["bars"]} if entry.get("bars") else {"seconds": entry["seconds"]}
             sections.append(section)
-        return cls(
-            sections=sections,
-            bpm=(recipe.tempo or {}).get("bpm"),
-            key=(recipe.key or {}).get("asked"),
-            seed=s.seed,
-            temperature=s.temperature,
-            top_k=s.top_k,
-            top_p=s.top_p,
-            guidance_scale=s.guidance_scale,
-            negative_prompt=s.negative_prompt,
-            model=recipe.model_name,
-            formats=export.get("formats"),
-            sample_rate=export.get("sample_rate"),
-            loudness=("off" if export.get("loudness_lufs") is None else export["loudness_lufs"]) if export else None,
-            stems=export.get("stems"),
-        )
+        bpm = (recipe.tempo or {}).get("bpm")
+        return cls(sections=sections, bpm=bpm, **recipe.request_values())  # the seed, sampling, model, key, export
 
 
 @dataclass(frozen=True)
