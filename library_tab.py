@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -129,9 +130,10 @@ class LibraryTab:
     player: gr.Audio
     downloads: gr.File
     extend: gr.Button
+    replace: gr.Button
     use_as_melody: gr.Button
     delete: gr.Button
-    actions: gr.Row  # the chosen entry's buttons: editors add theirs here (Replace, Open in compose)
+    actions: gr.Row  # the picked entry's buttons: an editor adds its own here (Open in compose)
 
     @property
     def filters(self) -> list[gr.Component]:
@@ -166,11 +168,12 @@ def library_tab(studio: Studio) -> LibraryTab:
         downloads = gr.File(label="Its files", file_count="multiple", interactive=False, scale=1)
     with gr.Row() as actions:
         extend = gr.Button("Extend", size="sm", elem_id="library-extend")
+        replace = gr.Button("Replace a section", size="sm", elem_id="library-replace")
         use_as_melody = gr.Button("Use as melody", size="sm", elem_id="library-melody")
         delete = gr.Button("Delete", size="sm", variant="stop", elem_id="library-delete")
     return LibraryTab(
         where, query, bpm_min, bpm_max, key, model, search, table, gr.State([]), gr.State(None), player, downloads,
-        extend, use_as_melody, delete, actions,
+        extend, replace, use_as_melody, delete, actions,
     )  # fmt: skip
 
 
@@ -186,8 +189,9 @@ def wire_library(
     melody: gr.Component,
     requests: list[Any],
 ) -> None:
-    """The tab's handlers: search (on load, and after each of the page's tracks), pick, delete; Extend puts the
-    picked track in the Create tab's ``player`` (its Extend button continues it), Use as melody in ``melody``."""
+    """The tab's handlers: search (on load, and after each of the page's tracks), pick, delete. Extend and Replace
+    put the picked track in the Create tab's ``player`` (whose Extend and Replace buttons edit it), Use as melody
+    in ``melody``."""
     private = {"api_visibility": "private"}
 
     def search(query: str, bpm_min: Any, bpm_max: Any, key: str, model: str, request: gr.Request) -> tuple:
@@ -240,9 +244,13 @@ def wire_library(
     tab.delete.click(
         delete, [tab.chosen, *tab.filters], [tab.chosen, tab.player, tab.downloads, *tab.listing], **private
     )
-    tab.extend.click(to_create_tab("extended"), tab.player, [player, tabs], **private).then(
-        lambda: gr.Info("The track is in the player: set the seconds to add and press Extend."), **private
-    )
+    for button, what, how in (
+        (tab.extend, "extended", "set the seconds to add and press Extend"),
+        (tab.replace, "edited", "set the section's start and end and press Replace"),
+    ):
+        button.click(to_create_tab(what), tab.player, [player, tabs], **private).then(
+            partial(gr.Info, f"The track is in the player: {how}."), **private
+        )
     tab.use_as_melody.click(to_create_tab("used as a melody"), tab.player, [melody, tabs], **private)
 
 

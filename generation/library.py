@@ -597,8 +597,8 @@ class Library:
         return Entry(entry_id, owner, created, prompt, preset, model, seconds, bpm, key, seed, parent, paths, size)
 
     def _parent_of(self, owner: str, recipe: Recipe) -> str | None:
-        """The entry of ``owner`` whose WAV the recipe extended, found by the WAV's sha256."""
-        digest = (recipe.extend or {}).get("sha256")
+        """The entry of ``owner`` whose WAV the recipe extended or edited, found by the WAV's sha256."""
+        digest = (recipe.extend or recipe.replace or {}).get("sha256")
         if not digest:
             return None
         row = self._db.execute(

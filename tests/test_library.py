@@ -466,3 +466,37 @@ def test_the_studio_keeps_every_take_and_an_extend_names_its_parent(engine, melo
     longer = studio.keep(studio.make_track(TrackRequest(extend=str(kept.wav_path), duration=1.0)), ALICE)
     assert library.get(ALICE, longer.library_id).parent == kept.library_id
     assert studio.keep(made, None) is made, "no owner, nothing kept"
+
+
+def test_the_owner_is_the_signed_in_hugging_face_user_on_a_space_and_one_local_owner_elsewhere():
+    import time
+
+    from library_tab import hugging_face_owner, local_owner, owner_rule_for
+
+    class Request:  # what Starlette hands Gradio: the session lives in the scope, once SessionMiddleware ran
+        def __init__(self, session: dict | None):
+            self.scope = {"type": "http"} if session is None else {"type": "http", "session": session}
+
+    userinfo = {"name": "Alice A.", "preferred_username": "alice", "profile": "", "picture": ""}
+    signed_in = {"oauth_info": {"userinfo": userinfo, "expires_at": time.time() + 3600}}
+    expired = {"oauth_info": {"userinfo": userinfo, "expires_at": time.time() - 1}}
+    assert hugging_face_owner(Request(signed_in)) == "alice"
+    assert hugging_face_owner(Request(expired)) is None
+    assert hugging_face_owner(Request({})) is None and hugging_face_owner(Request(None)) is None
+    assert local_owner(Request(None)) == library_module.LOCAL_OWNER
+    assert owner_rule_for(ServerConfig.from_env({"SPACE_ID": "someone/moodtape"})) is hugging_face_owner
+    assert owner_rule_for(ServerConfig.from_env({})) is local_owner
+
+
+def test_the_api_calls_refuse_clearly_without_a_library_or_an_owner(library: Library, outputs: Path):
+    from generation.library import delete_entry, search_entries
+
+    entry = keep(library, outputs, "api")
+    assert search_entries(library, ALICE, {"query": "api"})[0]["id"] == entry.id
+    with pytest.raises(InvalidInputError, match="keeps no library"):
+        search_entries(None, ALICE, {})
+    with pytest.raises(InvalidInputError, match="Sign in with Hugging Face"):
+        search_entries(library, None, {})
+    with pytest.raises(InvalidInputError, match="id must be"):
+        delete_entry(library, ALICE, "../x")
+    assert delete_entry(library, ALICE, entry.id)["id"] == entry.id

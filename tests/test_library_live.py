@@ -56,7 +56,9 @@ class Server:
     def client(self, owner: str | None):
         from gradio_client import Client
 
-        return Client(self.url, headers={OWNER_HEADER: owner} if owner else None, verbose=False)
+        headers = {OWNER_HEADER: owner} if owner else None
+        # A busy 2-core machine (model warm-up, other suites) can hold a request past httpx's 5 s default.
+        return Client(self.url, headers=headers, verbose=False, httpx_kwargs={"timeout": 120})
 
     def fetch(self, path: str, owner: str | None) -> int:
         """The HTTP status of downloading ``path`` as ``owner``."""
