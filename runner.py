@@ -112,7 +112,13 @@ class PreviewPlayer(gr.Audio):
     async def stream_output(self, value: Any, output_id: str, first_chunk: bool) -> tuple[Any, Any]:
         chunk, output = await super().stream_output(value, output_id, first_chunk)
         if chunk is None and first_chunk and isinstance(value, bytes) and _fills_aac_frames(value):
-            chunk = await anyio.to_thread.run_sync(_first_frames, output_id)
+            try:
+                chunk = await anyio.to_thread.run_sync(_first_frames, output_id, abandon_on_cancel=True)
+            except BaseException:
+                # Cancelled (Stop) or the encoder failed: no stream holds the encoder yet, so end it here, as
+                # Gradio does when its own first chunk fails. Ending it also wakes the abandoned wait.
+                self.end_stream_output(output_id)
+                raise
         return chunk, output
 
 

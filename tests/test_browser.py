@@ -22,8 +22,6 @@ import io
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +29,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from playwright.sync_api import ConsoleMessage, Page, Request, Response, expect, sync_playwright
+
+from tests.cpu_load import every_core_busy
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,6 @@ CHROMIUM_ARGS = [
 RATE = 32_000  # MusicGen's output sample rate
 ABORTED_BY_THE_PAGE = "net::ERR_ABORTED"  # how Chromium reports a request the page itself cancelled
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-LOAD_LIMIT_S = 300  # a spinner ends itself after this long, even if the test that started it never comes back
 
 
 @pytest.fixture(scope="module")
@@ -138,26 +137,13 @@ def set_duration(page: Page, seconds: int) -> None:
     set_slider(page, "duration", seconds)
 
 
-def wait_for_result(page: Page) -> None:
+def wait_for_result(page: Page, text: str = "Seed", timeout_ms: int = WAIT_MS) -> None:
     """Wait for the summary of a finished track, then for every output to drop its progress overlay."""
-    expect(page.locator("#summary")).to_contain_text("Seed", timeout=WAIT_MS)
+    expect(page.locator("#summary")).to_contain_text(text, timeout=timeout_ms)
     page.wait_for_function(
         "[...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))",
-        timeout=WAIT_MS,
+        timeout=timeout_ms,
     )
-
-
-@contextmanager
-def every_core_busy() -> Iterator[None]:
-    """One process spinning on each core the tests may use, for the block's duration (at most ``LOAD_LIMIT_S``)."""
-    spin = f"import time\nend = time.monotonic() + {LOAD_LIMIT_S}\nwhile time.monotonic() < end: pass"
-    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in os.sched_getaffinity(0)]
-    try:
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
 
 
 def snap(page: Page, path: Path) -> None:
@@ -341,18 +327,21 @@ def test_generate_pressed_again_while_a_track_starts_under_cpu_load(page):
         if response.url.split("?")[0].endswith("/playlist.m3u8") and response.ok:
             playlists.append((response.url.rsplit("/", 2)[0], response.text().count("#EXTINF")))
 
+    def generate_twice(seed: int, timeout_ms: int) -> None:
+        page.locator("#seed input").fill(str(seed))
+        page.locator("#generate").click()
+        page.wait_for_timeout(500)
+        page.locator("#generate").click()
+        wait_for_result(page, f"Seed {seed} ·", timeout_ms)
+
     page.on("response", on_response)
     page.locator("#prompt textarea").fill("rainy night, mellow piano")
     set_duration(page, 1)
+    generate_twice(100, WAIT_MS)  # the first track's one-off costs (loading the model, compiling analysis) unloaded
     rounds = 5
     with every_core_busy():
         for seed in range(1, rounds + 1):
-            page.locator("#seed input").fill(str(seed))
-            page.locator("#generate").click()
-            page.wait_for_timeout(500)
-            page.locator("#generate").click()
-            expect(page.locator("#summary")).to_contain_text(f"Seed {seed} ·", timeout=WAIT_MS)
-            wait_for_result(page)
+            generate_twice(seed, 4 * WAIT_MS)  # all runs at a fraction of its speed, more so on a shared machine
     empty = sorted({stream for stream, segments in playlists if segments == 0})
     assert not empty, f"the preview player loaded a playlist with no audio yet, from {len(empty)} stream(s): {empty}"
-    assert len({stream for stream, _ in playlists}) >= rounds, "each round streams its track to the preview"
+    assert len({stream for stream, _ in playlists}) >= rounds + 1, "each track streams to the preview"
