@@ -19,7 +19,10 @@ from generation.editing.compose import TAIL_SECONDS, ComposeRequest, make_song
 from generation.editing.keys import measure_key, parse_key
 from generation.errors import InvalidInputError
 from generation.finishing import JOIN_FADE_SECONDS, TempoRequest, finish_take
+from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.model.types import GeneratedAudio
+from generation.models import ModelCatalog
 from generation.recipe import Recipe
 from generation.studio import Studio, Track, TrackRequest
 from tests.rhythm_factory import pattern
@@ -186,3 +189,17 @@ def test_a_songs_recipe_makes_the_same_song_again(studio, three, tmp_path):
     again = studio.compose(request, destination=tmp_path / "again.wav")
     np.testing.assert_array_equal(samples(again), samples(three))
     assert [cue.label for cue in read_cues(again.wav_path)] == [cue.label for cue in read_cues(three.wav_path)]
+
+
+def test_the_melody_model_composes_too(studio):
+    track = studio.compose(ComposeRequest(sections=song(("intro", 1.0), ("outro", 1.0)), seed=2, model="melody"))
+    assert samples(track).shape[-1] == 2 * RATE and track.recipe.model_name == "melody"
+
+
+def test_a_stereo_model_composes_a_stereo_song(tiny_stereo_model_dir, separator, tmp_path):
+    stereo = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir)))
+    models = ModelCatalog([("stereo", stereo.model_id)], stereo.config, engines={"stereo": stereo})
+    studio = Studio(models=models, output_dir=tmp_path, separator=separator)
+    track = studio.compose(ComposeRequest(sections=song(("intro", 1.0), ("outro", 1.2)), seed=2, loudness="off"))
+    assert samples(track).shape == (2, round(2.2 * RATE))
+    assert [cue.frame for cue in read_cues(track.wav_path)] == [0, RATE]
