@@ -15,7 +15,8 @@ measures, in one run:
 
 Run ``python -m benchmarks.bench`` (about 25 minutes on 2 CPU cores; ``--no-long-exact`` saves 9 of them);
 ``--tiny`` runs the same code on tiny models in seconds (the test suite does, so the benchmark cannot rot).
-It prints a Markdown table and writes it to ``--out`` (default ``benchmarks/results.md``).
+It prints a Markdown table and writes it to ``--out`` (default ``benchmarks/results-latest.md``; the kept history
+of runs is ``benchmarks/results.md``, edited by hand).
 """
 
 from __future__ import annotations
@@ -701,11 +702,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fast-only", action="store_true", help="fast mode before vs after, interleaved (shorter)")
     parser.add_argument("--repeats", type=int, default=3, help="--fast-only: runs of each, the best counts")
     parser.add_argument("--with-plain", action="store_true", help="--fast-only: plain and exact once each too")
-    parser.add_argument("--out", type=Path, help="default benchmarks/results.md (results-cuda.md for --device cuda)")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results-latest.md (cuda: results-cuda.md)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = Path(__file__).with_name("results-cuda.md" if args.device == "cuda" else "results.md")
+        args.out = Path(__file__).with_name("results-cuda.md" if args.device == "cuda" else "results-latest.md")
     result = table(run(args), args)
     print(result)
     args.out.write_text(result, encoding="utf-8")

@@ -320,5 +320,5 @@ class ServerConfig:
 
     @classmethod
     def settings(cls) -> list[tuple[str, Any, str]]:
-        """(environment variable, default, why that default) for every setting, in the README's order."""
+        """(environment variable, default, why that default) for every setting, in docs/settings.md's order."""
         return [(f.metadata["env"], f.default, f.metadata["why"]) for f in fields(cls) if f.default is not MISSING]

@@ -46,7 +46,7 @@ ROUNDS = 5  # rounds of six requests sent together, at most, until both replicas
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    """The cluster, with two replicas deployed by the README's own command and one more deployed here."""
+    """The cluster, with two replicas deployed by docs/deploying.md's own command and one more deployed here."""
     from serving.deploy import deploy
 
     with cluster_with_replicas(tmp_path_factory.mktemp("ray")) as local:
