@@ -10,7 +10,6 @@ is exactly as long.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,21 +26,19 @@ from ..audio.loudness import (
 from ..audio.tempo import BEATS_PER_BAR, TempoReport, measure_tempo
 from ..audio.uploads import DecodedTrack
 from ..errors import InvalidInputError, quoted
-from ..finishing import FinishedTake, crossfade
+from ..finishing import FinishedTake, StemSplitter, crossfade
 from ..model.types import AudioPrompt
 from ..settings import MIN_DURATION, ExportSettings, GenerationSettings
 from .scoring import MIN_SCORED_SECONDS, OVERLAP_SECONDS, Score, score_candidates
 
 MAX_SECTION_SECONDS = 30.0  # the longest section one request replaces: one MusicGen window of new audio
 MIN_CANDIDATES, MAX_CANDIDATES = 1, 4  # candidates made together in one batch (4: the engine's largest)
-DEFAULT_CANDIDATES = 2  # two to choose from, for about 1.3x the time of one on 2 cores
+DEFAULT_CANDIDATES = 2  # two to choose from; a batch of two costs far less than two requests
 CROSSFADE_SECONDS = 0.25  # the longest crossfade at either edge of the section
 END_TOLERANCE_SECONDS = 0.005  # an end this little past the file's end (a rounded length) means its end
 PCM_24_STEP = 2**23  # a 24-bit WAV's sample k reads back (libsndfile) as k / 2**23
 MIN_LEAD_SECONDS = 0.1  # a section starting closer to 0 starts at 0: too little before it to continue or fade
 MARGIN_SECONDS = 0.1  # made past the overlap, so a candidate is never a frame short of it
-
-StemSplitter = Callable[[np.ndarray, int, float], tuple[dict[str, np.ndarray], str | None]]
 
 
 @dataclass(frozen=True)
