@@ -15,7 +15,7 @@ import soundfile as sf
 
 from generation.audio.cues import read_cues
 from generation.audio.tempo import measure_tempo
-from generation.editing.compose import TAIL_SECONDS, ComposeRequest, make_song
+from generation.editing.compose import TAIL_SECONDS, ComposeRequest, key_record, make_song
 from generation.editing.keys import measure_key, parse_key
 from generation.errors import InvalidInputError
 from generation.finishing import JOIN_FADE_SECONDS, TempoRequest, finish_take
@@ -180,6 +180,9 @@ def test_each_section_is_stretched_to_the_tempo_and_landed_in_the_key(studio):
         assert section.landing.measured == "C major" and section.landing.semitones == 2
         assert section.speed == pytest.approx(120 / 115, abs=0.01) and section.tempo_note is None
     assert measure_key(song, RATE) == "D major"
+    assert key_record(plan, made, "D major")["described"] == (
+        "Key: asked for D major; section 1 moved up 2, section 2 moved up 2; the song measures D major"
+    )
     assert measure_tempo(song, RATE, hint_bpm=120).bpm == pytest.approx(120, abs=0.5)
 
 

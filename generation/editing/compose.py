@@ -197,17 +197,27 @@ def song_generated(plan: ComposePlan, made: list[MadeSection], audio: np.ndarray
 
 
 def key_record(plan: ComposePlan, made: list[MadeSection], measured: str | None) -> dict | None:
-    """For the recipe: the key asked for, each section's move into it, and the key the whole song measures."""
+    """For the recipe: the key asked for, each section's move into it (None where it had no clear key to move
+    from), and the key the whole song measures."""
     if plan.key is None:
         return None
-    moves = [section.landing.semitones for section in made if section.landing is not None]
-    said = f"Key: asked for {plan.key.name}; sections moved {', '.join(f'{m:+d}' for m in moves)} semitones"
+    landings = [section.landing for section in made if section.landing is not None]
+    moves = [landing.semitones if landing.measured else None for landing in landings]
+    said = ", ".join(f"section {i + 1} {_moved(move)}" for i, move in enumerate(moves))
     return {
         "asked": plan.key.name,
         "measured": measured,
         "semitones": moves,
-        "described": f"{said}; the song measures {measured or 'no clear key'}",
+        "described": f"Key: asked for {plan.key.name}; {said}; the song measures {measured or 'no clear key'}",
     }
+
+
+def _moved(semitones: int | None) -> str:
+    if semitones is None:
+        return "had no clear key, so it was left as made"
+    if semitones == 0:
+        return "was in it already"
+    return f"moved {'up' if semitones > 0 else 'down'} {abs(semitones)}"
 
 
 def song_cues(plan: ComposePlan, rate: int) -> list[Cue]:
@@ -227,11 +237,9 @@ def describe_sections(record: list[dict] | tuple[dict, ...]) -> str:
 
 
 def song_notes(plan: ComposePlan, made: list[MadeSection]) -> tuple[str, ...]:
-    """What the person should know about the sections: a key that could not be measured, a tempo left as made."""
+    """What the person should know about the sections: a tempo left as made (the key's moves are in its record)."""
     notes = []
     for index, section_made in enumerate(made):
-        if section_made.landing is not None and section_made.landing.measured is None:
-            notes.append(f"Section {index + 1}: no clear key could be measured, so it was left in its own.")
         if section_made.tempo_note:
             notes.append(f"Section {index + 1}: tempo: {section_made.tempo_note}.")
     return tuple(notes)
