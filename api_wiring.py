@@ -20,6 +20,7 @@ from generation.endpoints import (
     AUDIO,
     ENDPOINTS,
     EVERY_PARAMETER,
+    FILES,
     FLAG,
     FORMATS_LIST,
     INTEGER,
@@ -32,6 +33,7 @@ from generation.endpoints import (
     Parameters,
     request_from,
 )
+from generation.errors import MoodtapeError
 from generation.studio import Studio
 from runner import RESULT_COUNT, Finished, InProgress, TrackRunner
 
@@ -89,6 +91,13 @@ def wire_api(
         if endpoint.answers == LISTING:
             gr.api(listing_endpoint(studio, endpoint, runner), api_name=endpoint.name)
             continue
+        if endpoint.answers == FILES:
+            with gr.Column(visible=False):
+                trigger = gr.Button(f"{endpoint.name} (API)")
+                delivered = [gr.File(label="files", file_count="multiple"), gr.Image(label="picture"), gr.Textbox()]
+            trigger.click(files_endpoint(studio, endpoint), api.inputs(endpoint.parameters), delivered,
+                          api_name=endpoint.name)  # fmt: skip
+            continue
         outputs = [api.stream_piece, *panels] if endpoint.streams else list(panels)
         function = track_endpoint(runner, endpoint)
         trigger = api.triggers[endpoint.name]
@@ -135,6 +144,22 @@ def api_outputs(update: InProgress | Finished, *, streaming: bool) -> tuple[Any,
     if streaming:  # API clients read a skip as an update dict: they get None in slots with nothing new
         return (update.piece, *(None,) * RESULT_COUNT)
     return (gr.skip(),) * RESULT_COUNT
+
+
+def files_endpoint(studio: Studio, endpoint: Endpoint) -> Callable[..., tuple[list[str], Any, str]]:
+    """A FILES endpoint: its files, picture and words; bad input becomes a ``gr.Error`` naming it."""
+    signature = endpoint_signature(endpoint.parameters)
+
+    def function(*args: Any, **kwargs: Any) -> tuple[list[str], Any, str]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        try:
+            delivered = endpoint.call(studio, bound.arguments)
+        except (MoodtapeError, OSError) as e:
+            raise gr.Error(str(e)) from e
+        return [str(path) for path in delivered.files], delivered.picture, delivered.words
+
+    return _named(function, endpoint, signature)
 
 
 _PYTHON_TYPES = {TEXT: str, NUMBER: float, INTEGER: int, FLAG: bool, FORMATS_LIST: str, AUDIO: str}

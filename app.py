@@ -86,7 +86,10 @@ def _wire_generation(
         endpoint: Endpoint, values: dict[gr.Component, Any], progress: gr.Progress
     ) -> Iterator[tuple[Any, ...]]:
         parameters: Parameters = endpoint.parameters
-        request = request_from(parameters, {p.name: values[page[p.name]] for p in parameters}, endpoint.request_type)
+        chosen = {p.name: values[page[p.name]] for p in parameters}
+        if "melody" in chosen and values[inputs.midi_melody]:  # a MIDI file given on the page is the melody
+            chosen["melody"] = values[inputs.midi_melody]
+        request = request_from(parameters, chosen, endpoint.request_type)
         history = values[results.history]
         for update in runner.run(request, progress, stream_to="player"):
             if isinstance(update, Finished):
@@ -122,7 +125,7 @@ def _wire_generation(
         table = inputs.compose.table
         yield from run_in_page(COMPOSE, {**values, table: sections_from_table(values[table])}, progress)
 
-    page_in = {*page.values(), results.history}  # a set: the handler gets the values by component
+    page_in = {*page.values(), results.history, inputs.midi_melody}  # a set: the handler gets the values by component
     page_out = [results.stream_player, *results.result, *results.takes.outputs, results.history, results.history_pick]
     click = inputs.generate.click(generate_in_page, page_in, page_out, api_name="ui_generate_click", **ui_event)
     submit = inputs.values["prompt"].submit(

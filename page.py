@@ -103,6 +103,12 @@ def _widgets() -> dict[str, Callable[..., gr.Component]]:
             label="Hum a melody, or upload a song to restyle (optional)",
             elem_id="melody",
         ),
+        "melody_cleanup": partial(
+            gr.Checkbox,
+            value=p["melody_cleanup"].default,
+            label="Tidy my hum: snap its notes to its key and to 1/8 notes",
+            elem_id="melody-cleanup",
+        ),
         "duration": partial(_slider, p["duration"], step=1, label="Duration (s)", elem_id="duration"),
         "seed": partial(
             gr.Number, value=p["seed"].default, precision=0, label="Seed (-1 or empty = random)", elem_id="seed"
@@ -272,6 +278,7 @@ class PageInputs:
     preset_info: gr.Markdown
     generate: gr.Button
     stop: gr.Button
+    midi_melody: gr.File | None = None  # a .mid given on the page is the melody (the recorder takes only audio)
     compose: ComposeArea | None = None  # the table of sections and its Compose button
 
 
@@ -334,6 +341,10 @@ def inputs_column(studio: Studio) -> PageInputs:
         # With one model there is nothing to pick: the input still exists, for the request, but is not shown
         place("model", choices=studio.models.choices(), visible=len(studio.models.names) > 1)
         place("melody")
+        midi_melody = gr.File(
+            label="Or a MIDI file as the melody (.mid)", file_types=[".mid", ".midi"], elem_id="midi-melody"
+        )
+        place("melody_cleanup")
         gr.Markdown(MELODY_HELP)
         place("duration", maximum=studio.max_duration)
         place("key")
@@ -356,7 +367,7 @@ def inputs_column(studio: Studio) -> PageInputs:
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
         compose = compose_area()
     values = {p.name: widgets[p.name] for p in GENERATE_PARAMETERS}
-    return PageInputs(values, preset_info, generate, stop, compose=compose)
+    return PageInputs(values, preset_info, generate, stop, midi_melody, compose=compose)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -17,7 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from . import EngineSpec, MoodtapeError, MusicGenEngine, ServerConfig, Studio, TrackRequest
-from .endpoints import AUDIO, ENDPOINTS, FLAG, FORMATS_LIST, INTEGER, LISTING, NUMBER, TEXT, Endpoint, request_from
+from .endpoints import (
+    AUDIO,
+    ENDPOINTS,
+    FILES,
+    FLAG,
+    FORMATS_LIST,
+    INTEGER,
+    LISTING,
+    NUMBER,
+    TEXT,
+    Endpoint,
+    request_from,
+)
 from .library import LOCAL_OWNER
 from .model.types import MELODY
 from .recipe import Recipe
@@ -50,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(name, help=endpoint.doc, description=endpoint.doc)
         for parameter in endpoint.parameters:
             _add_option(sub, parameter)
-        if endpoint.answers != LISTING:
+        if endpoint.answers == FILES:
+            sub.add_argument("-o", "--output", type=Path, default=Path("."), help="folder to write the files to")
+        elif endpoint.answers != LISTING:
             _add_track_options(sub)
     return parser
 
@@ -152,6 +167,16 @@ def run_listing(endpoint: Endpoint, values: Mapping[str, Any]) -> int:
     return 0
 
 
+def run_files(endpoint: Endpoint, values: Mapping[str, Any], output: Path) -> int:
+    """A FILES command (transcribe): its files copied into ``output``, its words printed."""
+    delivered = endpoint.call(make_studio(), values, LOCAL_OWNER)
+    output.mkdir(parents=True, exist_ok=True)
+    written = [shutil.copyfile(path, output / path.name) for path in delivered.files]
+    print(delivered.words)
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(shorthand(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -159,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if endpoint.answers == LISTING:
             return run_listing(endpoint, {p.name: getattr(args, p.name) for p in endpoint.parameters})
+        if endpoint.answers == FILES:
+            return run_files(endpoint, {p.name: getattr(args, p.name) for p in endpoint.parameters}, args.output)
         return run_track(endpoint, args)
     except MoodtapeError as e:
         print(f"\nerror: {e}", file=sys.stderr)

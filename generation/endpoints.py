@@ -12,6 +12,8 @@ What an endpoint answers with (``answers``) decides how it is served:
   ``/generate``, the command line writes the files to ``-o``.
 - ``LISTING``: ``call(studio, values, owner)`` returns JSON-ready data; the API returns it, the command line prints
   it. ``owner`` is whose library a request reads (``runner.TrackRunner.owner``; the command line's is the local one).
+- ``FILES``: ``call(studio, values, ...)`` returns an object with ``files`` (paths), ``picture`` (RGB) and
+  ``words`` (``generation.midi.files.Transcribed``); the API returns the three.
 
 Adding an endpoint:
 
@@ -41,6 +43,7 @@ from .editing.replace import DEFAULT_CANDIDATES, MAX_CANDIDATES, MAX_SECTION_SEC
 from .editing.sections import MAX_SECTIONS
 from .formats import DEFAULT_TARGET_LUFS, EXPORT_RATES, FORMATS
 from .library import DEFAULT_LIMIT, MAX_LIMIT, Library, delete_entry, search_entries
+from .midi.files import transcribe_upload
 from .settings import MAX_DURATION, MAX_GUIDANCE, MAX_TEMPERATURE, MAX_TOP_K, MIN_DURATION, GenerationSettings
 from .studio import DEFAULT_EXTEND_SECONDS, MAX_EXTEND_SECONDS, MAX_TAKES, MIN_EXTEND_SECONDS, Studio, TrackRequest
 
@@ -56,6 +59,7 @@ KINDS = (TEXT, NUMBER, INTEGER, FLAG, AUDIO, FORMATS_LIST)
 # What an endpoint answers with.
 TRACK = "track"
 LISTING = "listing"
+FILES = "files"  # files, a picture and words, such as /transcribe's
 
 _SETTINGS = GenerationSettings()  # MusicGen's own defaults, which the page starts with
 
@@ -100,8 +104,8 @@ class Endpoint:
     request_type: type = TrackRequest  # what a TRACK endpoint's values become; the studio's make_track takes it
 
     def __post_init__(self) -> None:
-        if (self.call is None) == (self.answers == LISTING):
-            raise ValueError(f"Endpoint {self.name!r}: a LISTING endpoint, and only one, has a call")
+        if (self.call is None) == (self.answers in (LISTING, FILES)):
+            raise ValueError(f"Endpoint {self.name!r}: a LISTING or FILES endpoint, and only one, has a call")
 
     @property
     def subcommand(self) -> str | None:
@@ -224,6 +228,13 @@ GENERATE_PARAMETERS: Parameters = (
         "said in the prompt, and the track moved by at most 6 semitones if it differs; empty keeps it as generated",
         "",
     ),
+    Parameter(
+        "melody_cleanup",
+        FLAG,
+        "tidy a hummed melody: transcribe it, move its notes onto its key's scale and a 1/8 grid (at bpm, or its own "
+        "tempo) and follow those notes",
+        False,
+    ),
 )
 
 def from_generate(names: tuple[str, ...], helps: Mapping[str, str]) -> Parameters:
@@ -248,7 +259,7 @@ EXTEND_ONLY_PARAMETERS: Parameters = (
     ),
 )
 # The file gives the melody and the start; seconds replaces duration; one take; the studio refuses a loop on an extend.
-NOT_FOR_EXTEND = ("melody", "duration", "variations", "loop", "bars")
+NOT_FOR_EXTEND = ("melody", "melody_cleanup", "duration", "variations", "loop", "bars")
 EXTEND_PARAMETERS: Parameters = (
     *EXTEND_ONLY_PARAMETERS,
     *(
@@ -399,6 +410,17 @@ LIBRARY_DELETE = Endpoint(
     answers=LISTING,
     call=lambda studio, values, owner: delete_entry(_library(studio), owner, values["id"]),
 )
+TRANSCRIBE = Endpoint(
+    "transcribe",
+    "Notes from audio (recording: a file): returns a MIDI file (the melody of a hum; else lead, bass, chords and "
+    "drums at the measured tempo), a piano-roll picture and the notes in words.",
+    (Parameter("recording", AUDIO, "the audio to transcribe: a hum, a song or any result (any common format)",
+               required=True),),  # fmt: skip
+    answers=FILES,
+    call=lambda studio, values, *_: transcribe_upload(
+        values["recording"], studio.store.new_job_folder(), studio.separator, studio.max_duration
+    ),
+)
 ENDPOINTS: tuple[Endpoint, ...] = (  # the API's order
     GENERATE,
     GENERATE_STREAM,
@@ -409,6 +431,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (  # the API's order
     MODELS,
     LIBRARY,
     LIBRARY_DELETE,
+    TRANSCRIBE,
 )
 BY_NAME = {e.name: e for e in ENDPOINTS}
 # Each parameter once, by name, as first declared (endpoints share the hidden input of a name they share).

@@ -16,8 +16,10 @@ FORMAT_NOTES = {
     "wav": "24-bit PCM WAV, always written",
     "flac": "24-bit FLAC, lossless",
     "mp3": "320 kbps constant-bitrate MP3",
+    "midi": "standard MIDI file of the notes: melody, lead, bass, chords and drums at the measured tempo",
 }
 FORMATS = tuple(FORMAT_NOTES)
+MIDI = "midi"  # written from the track's notes (generation/midi), not by the audio exporters
 ALWAYS_WRITTEN = "wav"  # the master every export holds, whatever else was asked for
 EXPORT_RATES = (44_100, 48_000)  # rates offered besides the track's own
 DEFAULT_TARGET_LUFS = -14.0  # streaming services' reference level
@@ -38,6 +40,11 @@ def check_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
             raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
         names.add(name)
     return tuple(f for f in FORMATS if f == ALWAYS_WRITTEN or f in names)
+
+
+def audio_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """The formats among ``formats`` that are audio files (all but MIDI)."""
+    return tuple(f for f in formats if f != MIDI)
 
 
 def check_rate(target_rate: int | None, sample_rate: int) -> int:

@@ -29,10 +29,13 @@ from .editing.replace import Candidate, ReplacePlan, ReplaceRequest
 from .editing.sections import parse_sections, section_seed, total_seconds
 from .errors import InvalidInputError, ModelLoadError, quoted
 from .finishing import JOIN_FADE_SECONDS, FinishedTake, TempoRequest, finish_take, join_extend
+from .formats import MIDI
 from .library import Library, NewEntry
 from .library import embedded_recipe as _embedded_recipe
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .midi.as_melody import NotesMelody, is_midi, melody_from_midi, tidied_hum
+from .midi.files import MIDI_FROM_BANDS, followed_notes, track_midi, write_midi
+from .midi.notes import Note
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MusicGenEngine
 from .model.spec import MAX_TAKES, EngineSpec
@@ -487,6 +490,8 @@ class Studio:
         finished = [self._finish(plan, generated, cancel) for generated in made]
         if on_audio is not None and (finished[0].key_record or {}).get("semitones"):
             notes.append("The stream played the take as made; the files are moved into the key asked for.")
+        if MIDI in plan.export.formats and not any(f.stems for f in finished):
+            notes.append(MIDI_FROM_BANDS)
         recipes = [self._recipe(plan, g, f, hum, heard, notes, written) for g, f in zip(made, finished, strict=True)]
         names = _file_names(recipes, destination)
         takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
@@ -499,8 +504,9 @@ class Studio:
             if heard
             else (None, None)
         )
+        followed = followed_notes(written, heard) if MIDI in plan.export.formats else ()
         tracks = [
-            self._write(plan, g, f, r, folder, name, melody_picture, melody_description)
+            self._write(plan, g, f, r, folder, name, melody_picture, melody_description, followed)
             for g, f, r, name in zip(made, finished, recipes, names, strict=True)
         ]
         return replace(tracks[0], takes=tuple(tracks[1:]))
@@ -736,8 +742,10 @@ class Studio:
         name: str,
         melody_picture: np.ndarray | None,
         melody_description: str | None,
+        followed: tuple[Note, ...] = (),
     ) -> Track:
-        """Write one take: the mix in each format, the recipe beside it, the stems and their ZIP; its pictures."""
+        """Write one take: the mix in each format, the recipe beside it, the stems and their ZIP, the notes as MIDI
+        (``followed``: the melody's notes); its pictures."""
         audio, rate, stems = finished.audio, finished.sample_rate, finished.stems
         target_rate = None if plan.tempo.loop else plan.export.sample_rate  # a loop is cut at the output rate
         title = track_title(recipe)
@@ -748,6 +756,10 @@ class Studio:
             mark_loop(paths["wav"])  # samplers read the loop points from the WAV's smpl chunk
         if stems:
             paths |= export_stems(stems, rate, target_rate=target_rate, **common)
+        if MIDI in plan.export.formats:
+            paths[MIDI] = write_midi(
+                folder / f"{name}.mid", track_midi(audio, rate, finished.tempo, stems, followed, title)
+            )
         return Track(
             paths=paths,
             recipe=recipe,

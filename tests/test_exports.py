@@ -131,7 +131,7 @@ def test_mono_audio_exports_as_mono(tmp_path):
 
 
 def test_an_unknown_format_is_refused_with_the_allowed_ones(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"^format must be one of wav, flac, mp3, got 'ogg'\.$"):
+    with pytest.raises(InvalidInputError, match=r"^format must be one of wav, flac, mp3, midi, got 'ogg'\.$"):
         export(tmp_path, formats=("wav", "ogg"))
     assert list(tmp_path.iterdir()) == []
 

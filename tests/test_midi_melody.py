@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 
+import mido
 import numpy as np
 import pytest
 
 from generation.errors import InvalidInputError
 from generation.midi.chroma import notes_chroma
+from generation.midi.files import MIDI_FROM_BANDS
 from generation.midi.midi_file import midi_bytes
 from generation.midi.notes import KICK, Note, NoteTrack, parse_note
 from generation.model.chroma import ChromaExtractor, MelodyProcessor
@@ -99,3 +101,16 @@ def test_a_tidied_hum_is_followed_as_its_tidied_notes_and_says_what_moved(studio
     replayed = studio.make_track(TrackRequest.from_recipe(track.recipe, melody=str(path)))
     assert replayed.recipe.melody["notes"] == record["notes"]
     assert np.array_equal(replayed.generated.codes, track.generated.codes)
+
+
+def test_a_result_as_midi_has_the_melody_it_followed_and_says_where_bass_and_lead_came_from(studio, tmp_path):
+    path, played = tune_file(tmp_path)
+    track = studio.make_track(TrackRequest(prompt="", melody=str(path), duration=1, seed=3, formats="wav,midi"))
+    assert track.paths["midi"].name.endswith(".mid") and track.paths["midi"] in track.files
+    song = mido.MidiFile(track.paths["midi"])
+    names = [next((m.name for m in t if m.type == "track_name"), "") for t in song.tracks]
+    assert names[1] == "melody" and set(names[2:]) <= {"lead", "bass", "chords", "drums"}
+    assert [m.note for m in song.tracks[1] if m.type == "note_on"] == [n.pitch for n in played]
+    assert any(m.type == "set_tempo" for m in song.tracks[0])
+    assert MIDI_FROM_BANDS in track.recipe.notes
+    assert "midi" in track.recipe.export["formats"]

@@ -7,10 +7,12 @@ pitch within 50 cents, chords right on the share of beats, drums F1 per class. F
 from __future__ import annotations
 
 import numpy as np
+import pretty_midi
 import pytest
 
 from benchmarks.transcription import chords_per_beat, drums_f1, notes_f1
 from generation.errors import InvalidInputError
+from generation.midi.files import track_midi
 from generation.midi.transcribe import (
     BASS,
     HUM,
@@ -88,3 +90,14 @@ def test_a_hum_with_no_pitch_is_refused_by_name():
     with pytest.raises(InvalidInputError, match="No notes heard"):
         transcribe_hum(noise, RATE)
     assert transcribe_line(np.zeros(RATE, np.float32), RATE, HUM) == ()
+
+
+def test_a_track_as_midi_has_named_parts_and_its_measured_tempo(piece, parts, mixed, tmp_path):
+    path = tmp_path / "song.mid"
+    path.write_bytes(track_midi(mix(parts)[None, :], RATE, mixed.tempo, None, piece.track("melody").notes, "song"))
+    midi = pretty_midi.PrettyMIDI(str(path))
+    assert [i.name for i in midi.instruments] == ["melody", "lead", "bass", "drums", "chords"]
+    assert next(i for i in midi.instruments if i.name == "drums").is_drum
+    assert midi.get_tempo_changes()[1][-1] == pytest.approx(piece.bpm, abs=0.5)
+    downbeats = midi.get_downbeats()  # the MIDI file's bar lines fall on the audio's bars (every 2.4 s from 0 s)
+    assert len(downbeats) >= 4 and np.abs(downbeats - 2.4 * np.round(downbeats / 2.4)).max() < 0.03

@@ -36,7 +36,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..formats import FORMATS, check_formats, check_rate
+from ..formats import FORMATS, audio_formats, check_formats, check_rate
 from .arrays import check_audio, resample
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def export_track(
     # 3. Write each file, all or nothing
     with _all_or_nothing() as written:
         paths: dict[str, Path] = {}
-        for fmt in wanted:
+        for fmt in audio_formats(wanted):  # a MIDI file is written from the notes, beside these
             paths[fmt] = written(_WRITERS[fmt](folder / f"{file_name}.{fmt}", audio, rate, tags, recipe_json))
         paths["recipe"] = written(_write_text(folder / f"{file_name}{RECIPE_SUFFIX}", recipe_json))
     return paths
