@@ -2,10 +2,10 @@
 
 On a ZeroGPU Space (``ServerConfig.zero_gpu``, from ``SPACES_ZERO_GPU``, with the ``spaces``
 package installed) the call that makes a track is wrapped in ``spaces.GPU``, with a duration
-estimated from the request's plan: a preset's own duration, a loop's material, an extend's added seconds
-and the number of takes count. ZeroGPU runs that call in a worker process, so it gets only the request
-(progress and streaming callbacks cannot cross); the result comes back whole. Everywhere else nothing
-changes.
+estimated from the request's plan: a preset's own duration, a loop's material, an extend's added seconds,
+a replaced section with its overlap, and the number of takes (or candidates) count. ZeroGPU runs that call
+in a worker process, so it gets only the request (progress and streaming callbacks cannot cross); the result
+comes back whole. Everywhere else nothing changes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from generation.editing.replace import ReplaceRequest
 from generation.errors import MoodtapeError
 from generation.settings import GenerationSettings
 from generation.studio import Studio, Track, TrackRequest
@@ -37,6 +38,14 @@ def estimate_gpu_seconds(studio: Studio, request: TrackRequest) -> int:
     The request's plan says what will be generated: a preset's own duration, a loop's extra material, the
     seconds an extend adds, and how many takes share the batch.
     """
+    if isinstance(request, ReplaceRequest):  # every candidate makes the section and its overlap, in one batch
+        try:
+            replacing = studio.plan_replace(request)
+        except MoodtapeError:
+            return _lease(GenerationSettings().duration)
+        size = max(1.0, studio.models.info(replacing.model).parameters / REFERENCE_PARAMETERS)
+        stems = replacing.candidates * replacing.export.stems
+        return _lease(replacing.settings.duration, replacing.candidates, stems, size)
     try:
         plan = studio.plan(request)
     except MoodtapeError:  # the studio refuses it with a clear message before the model runs: any lease will do

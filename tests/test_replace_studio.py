@@ -133,3 +133,19 @@ def test_a_file_without_a_recipe_needs_a_prompt(studio, tmp_path):
         studio.replace_section(ReplaceRequest(audio=str(wav["wav"]), start=1.0, end=2.0))
     with pytest.raises(InvalidInputError, match="audio is missing"):
         studio.replace_section(ReplaceRequest(start=1.0, end=2.0))
+
+
+def test_on_zero_gpu_a_replace_holds_the_gpu_for_its_section_and_every_candidate(studio, parent):
+    from zerogpu import estimate_gpu_seconds
+
+    one = ReplaceRequest(audio=str(parent.wav_path), start=1.0, end=3.0, candidates=1)
+    three = ReplaceRequest(audio=str(parent.wav_path), start=1.0, end=3.0, candidates=3)
+    made = studio.plan_replace(one).settings.duration  # the section, its overlap and a margin
+    assert made > 2.0
+    assert estimate_gpu_seconds(studio, one) == estimate_gpu_seconds(studio, TrackRequest(prompt="r", duration=made))
+    assert estimate_gpu_seconds(studio, three) == estimate_gpu_seconds(
+        studio, TrackRequest(prompt="r", duration=made, variations=3)
+    )
+    refused = ReplaceRequest(audio=str(parent.wav_path), start=3.0, end=1.0)
+    assert estimate_gpu_seconds(studio, refused) == estimate_gpu_seconds(studio, TrackRequest(prompt="r"))
+
