@@ -211,6 +211,9 @@ class Library:
         self.notes: list[str] = []  # what opening found: rows dropped, folders indexed, a rebuild
         self._db = self._open()
         self.reconcile()
+        # The database file alone holds everything at rest from here on (a damaged file is then seen as damaged,
+        # not read through a write-ahead log that still holds its pages).
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.status = " ".join([f"Library: every finished track is kept in {self.root}.", *self._rebuilt()])
 
     @classmethod
