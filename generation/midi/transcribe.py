@@ -10,19 +10,21 @@ old tensorflow, torchcrepe and pesto want torchaudio), so this is signal process
   ``JOIN_SECONDS`` (a glide into a note, a wobble) join the note that follows. A note's pitch is the median of
   its frames, rounded, so vibrato and a slightly flat singer land on the intended semitone.
 - **Chords** (``transcribe_chords``): chroma averaged between beats (or over half-second steps when there is no
-  beat), matched to the 24 major and minor triads; a beat with too little pitched sound is "N".
+  beat), matched to the 24 major and minor triads; the best path through those matches, where a change of chord
+  costs ``CHORD_CHANGE_COST`` and "no chord" scores ``MIN_TRIAD_MATCH``, so a passing note on one beat does not
+  rename the chord and noise has none.
 - **Drums** (``transcribe_drums``): each of six bands less its running median (what sustains: notes), then
   onsets from the spectral flux of what is left; each onset's rise, less what is still there 140 ms on, is split
   into kick, snare and hi-hat by non-negative least squares against a band template of each (kick below 150 Hz,
   snare a body at 150-400 Hz plus noise up to 8 kHz, hi-hat above 4 kHz), so a kick and a hat struck together
-  are both heard.
-- **A mix** (``transcribe_audio``): with Demucs stems, each part from its stem; without them, from band-limited
+  are both heard. An onset counts only where it stands ``DRUM_MIN_PROMINENCE`` times above its band's usual level.
+- **A mix** (``transcribe_audio``): with Demucs stems, each part from its stem; without them, from
   band-limited parts of the mix: below ``BASS_TOP_HZ`` for the bass and the chords, above ``LEAD_BOTTOM_HZ``
   for the lead, the whole mix for the drums.
 
 pYIN's cost grows with the square of its pitch bins (its Viterbi pass is dense), so it runs with quarter-tone
-bins over each line's own range: 0.25 s per 10 s of hum on 2 cores, where librosa's default tenth-tone bins over
-65-1000 Hz took 4.9 s.
+bins over each line's own range: 0.44 CPU seconds per 10 s of hum (``benchmarks/transcription.py``), where
+librosa's default tenth-tone bins over 65-1000 Hz took 4.9 s.
 """
 
 from __future__ import annotations
