@@ -500,3 +500,41 @@ def test_the_api_calls_refuse_clearly_without_a_library_or_an_owner(library: Lib
     with pytest.raises(InvalidInputError, match="id must be"):
         delete_entry(library, ALICE, "../x")
     assert delete_entry(library, ALICE, entry.id)["id"] == entry.id
+
+
+def test_the_library_tab_lists_picks_opens_and_deletes_the_owners_tracks(engine, melody_engine, separator, tmp_path):
+    import gradio as gr
+
+    from app import build_app
+    from generation.studio import Studio
+
+    library = Library(tmp_path / "library")
+    studio = Studio(engine, output_dir=tmp_path / "outputs", melody_engine=melody_engine, separator=separator,
+                    track_library=library)  # fmt: skip
+    mine, theirs = (
+        keep(library, tmp_path / "made", "rainy piano", seed=1),
+        keep(library, tmp_path / "made", "x", owner=BOB),
+    )
+    demo = build_app(studio, owner_rule=lambda request: request.headers.get("x-owner"))
+    handlers = {}
+    for block_function in demo.fns.values():
+        handlers.setdefault(getattr(block_function.fn, "__name__", ""), block_function.fn)
+
+    class Request:
+        headers = {"x-owner": ALICE}
+
+    where, rows, shown = handlers["search"]("piano", None, None, "any", "any", Request())
+    assert [row[-1] for row in rows] == [mine.id] and shown == [mine.to_dict()]
+    assert where.startswith("1 shown") and "MB of your 2048 MB used" in where
+    chosen, wav, files = handlers["pick"](shown, gr.SelectData(None, {"index": [0, 1], "value": "rainy piano"}))
+    assert (chosen, wav, files) == (mine.id, str(mine.wav), [str(p) for p in mine.files])
+    path, tabs = handlers["open_in_create_tab"](wav)
+    assert path == wav and tabs.selected == "create"
+    cleared = handlers["delete"](chosen, "", None, None, "any", "any", Request())
+    assert cleared[:3] == (None, None, None) and cleared[4] == []
+    assert library.search(ALICE) == [] and library.search(BOB) == [theirs]
+
+    class Anonymous:
+        headers = {}
+
+    assert handlers["search"]("", None, None, "any", "any", Anonymous())[0].startswith("Sign in")
