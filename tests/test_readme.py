@@ -22,6 +22,7 @@ SPACE_KEYS = (
     "preload_from_hub",
     "short_description",
     "license",
+    "hf_oauth",
 )
 
 
@@ -39,6 +40,7 @@ def test_the_readme_starts_with_the_space_front_matter():
     assert README.startswith("---\n")
     assert tuple(keys) == SPACE_KEYS
     assert "app_file: app.py" in front_matter
+    assert "hf_oauth: true" in front_matter  # Hugging Face sign-in: whose library a request reads
 
 
 def test_the_readme_keeps_the_two_quick_start_commands():
