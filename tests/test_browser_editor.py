@@ -1,6 +1,7 @@
 """Editing a song in a real browser: headless Chromium (through Playwright) against ``python app.py``.
 
-Mark a section of a result with two numbers and replace it, then hear its candidates side by side. The browser,
+Mark a section of a result with two numbers and replace it, then hear its candidates side by side; compose a song
+from the table of sections and play it. The browser,
 the page's checks (no failed request, no console error) and the helpers are ``tests/test_browser.py``'s.
 """
 
@@ -43,3 +44,23 @@ def test_mark_a_section_of_the_result_and_replace_it(page: Page):
     expect(page.locator("#downloads a[download$='.wav']")).to_have_count(1)
     expect(summary).to_contain_text("Replaced 0.50 s to 2.00 s")
 
+
+def test_compose_three_sections_from_the_table_and_play_the_song(page: Page):
+    page.get_by_text("Compose a song in sections").click()
+    page.locator("#remove-section").click()  # the form's four sections, less the outro
+    expect(page.locator("#sections .virtual-row")).to_have_count(3)
+    for row in range(3):  # each section one second long
+        page.locator(f"#sections [data-testid=cell-{row}-2]").dblclick()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("1")
+        page.keyboard.press("Enter")
+    page.locator("#compose").click()
+    summary = page.locator("#summary")
+    expect(summary).to_contain_text("Sections: 1. soft intro, a few instruments 0.0-1.0 s", timeout=WAIT_MS)
+    expect(summary).to_contain_text("3. chorus, full band, bright and catchy 2.0-3.0 s")
+    wait_for_result(page)
+    with fetch_wav(page, page.locator("#player a[download]")) as wav:
+        assert wav.frames == 3 * RATE  # exactly the sum of the sections
+    expect(page.locator("#player #duration")).to_have_text("0:03")
+    page.locator("#player [data-testid=waveform-controls] button[aria-label='Play']").click()
+    expect(page.locator("#player #time")).not_to_have_text("0:00", timeout=WAIT_MS)  # it plays
