@@ -174,8 +174,7 @@ def _widgets() -> dict[str, Callable[..., gr.Component]]:
             headers=list(SECTION_COLUMNS),
             datatype=["str", "number", "number"],
             type="array",
-            column_count=len(SECTION_COLUMNS),
-            row_limits=(1, MAX_SECTIONS),
+            column_count=len(SECTION_COLUMNS),  # rows come and go with the buttons below, up to MAX_SECTIONS
             interactive=True,
             label="Sections: what each sounds like, and bars or seconds",
             elem_id="sections",
