@@ -1,10 +1,11 @@
 """How well and how fast audio becomes notes: mir_eval scores on music whose notes are known, and the cost.
 
 The music is written as MIDI and rendered from it (``tests/midi_factory.py``): a hummed tune (vibrato, breath,
-glides, repeated notes), a plucked bass, piano block chords and a drum kit at one tempo. Each part is transcribed
-alone (a stem) and from the mix of all four. Demucs' pretrained weights come from the Hugging Face hub, which
-this machine cannot reach, so the mix is split by band (``generation.midi.transcribe.split_bands``), the
-fallback the app uses when the weights are missing.
+glides, repeated notes), a plucked bass, piano block chords and a drum kit at one tempo; the drums are also
+scored on two more patterns at two more tempos (``OTHER_DRUMS``), and a mix without drums should give no hits.
+Each part is transcribed alone (a stem) and from the mix of all four. Demucs' pretrained weights come from the
+Hugging Face hub, which this machine cannot reach, so the mix is split by band
+(``generation.midi.transcribe.split_bands``), the fallback the app uses when the weights are missing.
 
 Scores: notes F1 with onsets within 50 ms and pitch within 50 cents, offsets ignored (mir_eval.transcription);
 chords right on the share of beats (mir_eval's major/minor comparison, each beat judged at its middle); drums F1
@@ -38,6 +39,7 @@ from generation.midi.transcribe import (
 )
 
 ONSET_TOLERANCE = 0.05  # seconds
+OTHER_DRUMS = (("dance", 128.0), ("funk", 84.0))  # (pattern, BPM): drums beside the main piece's rock at 100 BPM
 PITCH_TOLERANCE = 50.0  # cents
 
 
@@ -124,6 +126,19 @@ def measure(bars: int = 8, repeats: int = 2, seconds_per: float = 10.0) -> list[
                  chords_per_beat(piece.chords, found.chords, piece.bpm, piece.seconds), cost))  # fmt: skip
     mixed_drums = drums_f1(truth["drums"], _notes(found, "drums"))
     rows += [(f"drums {name} F1", "mix, band-split", value, cost) for name, value in mixed_drums.items()]
+
+    # the drums of other patterns at other tempos, from the whole mix, and a drumless mix (hits found: none is right)
+    for pattern, bpm in OTHER_DRUMS:
+        other = score(bars=bars, bpm=bpm, pattern=pattern)
+        with tempfile.TemporaryDirectory() as folder:
+            other_song = mix(render_parts(other, Path(folder)))
+        drums, cost = timed(lambda song=other_song: transcribe_drums(song, RATE))
+        source = f"mix, {pattern} {bpm:g} BPM"
+        scores = drums_f1(other.track("drums").notes, drums)
+        rows += [(f"drums {name} F1", source, value, cost) for name, value in scores.items()]
+    drumless = parts["melody"] + parts["bass"] + parts["chords"]
+    hits, cost = timed(lambda: transcribe_drums(drumless, RATE))
+    rows.append(("drum hits found", "mix without drums", float(len(hits)), cost))
     return rows
 
 

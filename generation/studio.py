@@ -34,7 +34,7 @@ from .library import Library, NewEntry
 from .library import embedded_recipe as _embedded_recipe
 from .melody_stems import MelodyProgress, MelodySeparator, PreparedMelody
 from .midi.as_melody import NotesMelody, is_midi, melody_from_midi, tidied_hum
-from .midi.files import MIDI_FROM_BANDS, followed_notes, track_midi, write_midi
+from .midi.files import MIDI_FROM_BANDS, followed_notes, notes_on_take, track_midi, write_midi
 from .midi.notes import Note
 from .model.chroma import SAMPLING_RATE as MELODY_SAMPLING_RATE
 from .model.engine import MusicGenEngine
@@ -757,6 +757,7 @@ class Studio:
         if stems:
             paths |= export_stems(stems, rate, target_rate=target_rate, **common)
         if MIDI in plan.export.formats:
+            followed = notes_on_take(followed, finished.tempo_record, audio.shape[-1] / rate)  # stretched, looped
             paths[MIDI] = write_midi(
                 folder / f"{name}.mid", track_midi(audio, rate, finished.tempo, stems, followed, title)
             )

@@ -48,8 +48,8 @@ class Score:
         return next(t for t in self.tracks if t.name == name)
 
 
-def score(bars: int = 4, bpm: float = BPM, lead: float = 0.0) -> Score:
-    """A piece of ``bars`` bars: tune, bass, chords and drums, starting ``lead`` seconds in."""
+def score(bars: int = 4, bpm: float = BPM, lead: float = 0.0, pattern: str = "rock") -> Score:
+    """A piece of ``bars`` bars: tune, bass, chords and drums (one of ``DRUM_PATTERNS``), starting ``lead`` s in."""
     beat = 60.0 / bpm
     melody, time = [], lead
     for name, beats in TUNE:
@@ -68,14 +68,7 @@ def score(bars: int = 4, bpm: float = BPM, lead: float = 0.0) -> Score:
         for step, interval, beats in ((0, 0, 2), (2, 0, 0.5), (2.5, 12, 0.5), (3, 7, 1)):
             at = start + step * beat
             bass.append(Note(root + interval, at, at + beats * beat * 0.9, 100))
-        for eighth in range(8):
-            at = start + eighth * beat / 2
-            if eighth not in (5, 6):  # gaps in the hats: a snare alone, and nothing at all
-                drums.append(Note(HIHAT, at, at + 0.05, 70))
-            if eighth in (0, 4, 7 if bar % 2 else 0):
-                drums.append(Note(KICK, at, at + 0.1, 110))
-            if eighth in (2, 6):
-                drums.append(Note(SNARE, at, at + 0.1, 100))
+        drums += _drum_bar(pattern, bar, start, beat)
     drums = sorted(set(drums), key=lambda n: (n.start, n.pitch))
     tracks = (
         NoteTrack("melody", tuple(melody), program=52),
@@ -84,6 +77,32 @@ def score(bars: int = 4, bpm: float = BPM, lead: float = 0.0) -> Score:
         NoteTrack("drums", tuple(drums), drums=True),
     )
     return Score(tracks, tuple(chords), bpm, lead + bars * 4 * beat + 0.5)
+
+
+# Per pattern: steps per bar, then (drum, steps struck, velocity, on odd bars only)
+DRUM_PATTERNS = {
+    "rock": (8, ((HIHAT, (0, 1, 2, 3, 4, 7), 70, False), (KICK, (0, 4), 110, False), (KICK, (7,), 110, True),
+                 (SNARE, (2, 6), 100, False))),  # eighth hats with gaps: a snare alone, and nothing at all
+    "dance": (8, ((HIHAT, (1, 3, 5, 7), 80, False), (KICK, (0, 2, 4, 6), 115, False), (SNARE, (2, 6), 95, False))),
+    "funk": (16, ((HIHAT, (1, 3, 5, 9, 11, 13), 75, False), (HIHAT, (0, 2, 4, 6, 8, 10, 12, 14), 60, False),
+                  (KICK, (0, 3, 10), 110, False), (KICK, (13,), 110, True), (SNARE, (4, 12), 100, False),
+                  (SNARE, (9,), 60, False))),  # sixteenth hats, syncopated kicks, a soft ghost snare
+}  # fmt: skip
+
+
+def _drum_bar(pattern: str, bar: int, start: float, beat: float) -> list[Note]:
+    """One bar of a pattern of ``DRUM_PATTERNS``: "rock" (kick on 1 and 3, snare on 2 and 4), "dance" (kick on
+    every beat, hats between) or "funk"."""
+    if pattern not in DRUM_PATTERNS:
+        raise ValueError(f"pattern must be one of {sorted(DRUM_PATTERNS)}, got {pattern!r}")
+    steps, parts = DRUM_PATTERNS[pattern]
+    step = 4 * beat / steps
+    return [
+        Note(key, start + at * step, start + at * step + (0.05 if key == HIHAT else 0.1), velocity)
+        for key, struck, velocity, odd_only in parts
+        if bar % 2 or not odd_only
+        for at in struck
+    ]
 
 
 def write_score(path: str | Path, piece: Score, parts: tuple[str, ...] = STEM_PARTS) -> Path:

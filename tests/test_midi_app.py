@@ -48,15 +48,11 @@ def test_a_hum_transcribed_gives_a_midi_file_a_piano_roll_and_its_notes(client, 
     assert "melody (6 notes): C4 0.0" in words
 
 
-def test_a_song_transcribed_has_named_parts_at_its_tempo(client, files):
-    midi, _, words = client.predict(recording=handle_file(str(files["song"])), api_name="/transcribe")
-    song = mido.MidiFile(midi[0])
-    names = {m.name for track in song.tracks for m in track if m.type == "track_name"}
-    # the tiny random Demucs's stems hold little of any part, so only the chords and drums are sure to be heard
-    assert {"song", "chords", "drums"} <= names <= {"song", "lead", "bass", "chords", "drums"}
-    tempi = [60e6 / m.tempo for track in song.tracks for m in track if m.type == "set_tempo"]
-    assert tempi[-1] == pytest.approx(100.0, abs=1.0)
-    assert "100 BPM" in words
+def test_a_song_whose_stems_hold_none_of_its_parts_is_refused_by_name(client, files):
+    # the server's tiny random Demucs keeps only low sound in every stem: no pitch, and no snare or hat to show a
+    # kit (so the low thumps are not taken for kicks); a song's named parts at its tempo: test_transcription.py
+    with pytest.raises(AppError, match="No notes heard in 'song.wav'"):
+        client.predict(recording=handle_file(str(files["song"])), api_name="/transcribe")
 
 
 def test_a_midi_melody_and_a_tidied_hum_are_followed_and_named(client, files):

@@ -90,6 +90,22 @@ def followed_notes(notes_melody, heard) -> tuple[Note, ...]:
     return ()
 
 
+def notes_on_take(notes: Sequence[Note], tempo_record: Mapping, seconds: float) -> tuple[Note, ...]:
+    """``notes`` timed as the finished take plays them: a take sped up to a BPM by ``tempo_record["speed"]``
+    has every time divided by that speed. A loop cut from it (``tempo_record["loop"]["start_seconds"]``, lasting
+    ``seconds``) keeps the notes that start inside it, each cut at its end."""
+    speed = float(tempo_record.get("speed") or 1.0)  # 1 when the take was left at its own tempo
+    loop = tempo_record.get("loop")
+    start = float(loop["start_seconds"]) if loop else 0.0
+    last = seconds if loop else float("inf")  # a whole take keeps every note of the melody it was given
+    timed = []
+    for note in notes:
+        begin, end = note.start / speed - start, min(note.end / speed - start, last)
+        if 0.0 <= begin < end:
+            timed.append(Note(note.pitch, begin, end, note.velocity))
+    return tuple(timed)
+
+
 def transcribe_upload(path: str | Path, folder: Path, separator, max_seconds: float) -> Transcribed:
     """Transcribe an uploaded recording into ``folder``: see the module docstring."""
     from ..audio.piano_roll import piano_roll_picture
