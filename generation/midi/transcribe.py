@@ -15,19 +15,20 @@ old tensorflow, torchcrepe and pesto want torchaudio), so this is signal process
   rename the chord and noise has none.
 - **Drums** (``transcribe_drums``): a drum rises and dies away within about 100 ms; a note that starts with it
   goes on sounding. So each hit is a rise (the loudest of the next 4 frames over the quietest of the 3 before)
-  that has fallen to ``DECAY_SHARE`` of its peak 70-128 ms later. Below 400 Hz this is judged frequency bin by
-  bin, so a kick struck over a held bass note is seen in the bins the bass leaves free and the bass note itself
-  is not; above 4 kHz band by band, where pitched parts have little. Each drum has its own curve and peaks, each
-  standing ``DRUM_MIN_PROMINENCE`` times above its band's quiet level and a share of the drum's typical hit: the
-  kick below 150 Hz (heavier there than a snare's body at 150-400 Hz), the snare at 4-8 kHz (its noise as
-  strong there as above 8 kHz: ``SNARE_TILT``), the hi-hat above 8 kHz (a hat struck with a snare only where the
-  top band is brighter than the snare's own). Evidence that a kit plays at all: with fewer than
-  ``MIN_UPPER_HITS`` snares and hats there are no hits, since what rose below 150 Hz was a bass or piano's low
-  note (a hum, piano chords and a bass line give none; a kick with no snare or hat is not heard either).
+  that has fallen to ``DECAY_SHARE`` of its peak 70-128 ms later, timed at the first frame of its attack. Below
+  400 Hz this is judged frequency bin by bin, so a kick struck over a held bass note is seen in the bins the bass
+  leaves free and the bass note itself is not; above 4 kHz band by band, where pitched parts have little. Each
+  drum has its own curve and peaks, each standing ``DRUM_MIN_PROMINENCE`` times above its band's quiet level and
+  a share of the drum's typical hit: the kick below 150 Hz (not just a snare's body at 150-400 Hz reaching
+  down), the snare at 4-8 kHz (its noise as strong there as above 8 kHz: ``SNARE_TILT``), the hi-hat above
+  8 kHz (a hat struck with a snare only where the top band is brighter than the snare's own). Evidence that a
+  kit plays at all: with fewer than ``MIN_UPPER_HITS`` snares and hats there are no hits, since what rose below
+  150 Hz was a bass or piano's low note (a hum, piano chords and a bass line give none; a kick with no snare or
+  hat is not heard either).
 - **A mix** (``transcribe_audio``): with Demucs stems, each part from its stem; without them, from
   band-limited parts of the mix: below ``BASS_TOP_HZ`` for the bass and the chords, above ``LEAD_BOTTOM_HZ``
   for the lead, the whole mix for the drums (on the benchmark's mixes, three patterns at 84-128 BPM: snare F1
-  0.96-1.0, hi-hat 0.89-1.0, kick 0.64-0.90; the kick shares its band with the bass).
+  0.96-1.0, hi-hat 0.89-1.0, kick 0.74-0.95; the kick shares its band with the bass).
 
 pYIN's cost grows with the square of its pitch bins (its Viterbi pass is dense), so it runs with quarter-tone
 bins over each line's own range: 0.44 CPU seconds per 10 s of hum (``benchmarks/transcription.py``), where
@@ -69,7 +70,7 @@ DRUM_BANDS = (20.0, 150.0, 400.0, 1_500.0, 4_000.0, 8_000.0, 11_025.0)  # Hz edg
 KICK_BAND, SNARE_BAND, HAT_BAND = 0, 4, 5  # 20-150 Hz, 4-8 kHz, 8-11 kHz: where each drum is looked for
 BEFORE_FRAMES, PEAK_FRAMES = 3, 4  # a rise: the loudest of the 4 frames from t over the quietest of the 3 before
 LATER_FRAMES = (6, 11)  # 70-128 ms on: a hit has died away by then (even with a hat every 16th at 128 BPM)
-DECAY_SHARE = 0.3  # ... to this share of its peak or less; a held note keeps 0.7 or more
+DECAY_SHARE = 0.4  # ... to this share of its peak or less: a held bass note keeps 0.7 or more, a kick under 0.1
 DRUM_WAIT_FRAMES = 4  # 46 ms: peaks closer than this are one hit
 DRUM_MIN_PROMINENCE = 3.0  # a hit rises by this many times its band's quiet level (the 25th percentile)
 DRUM_MIN_SHARE = 0.2  # ... and by at least this share of the drum's typical hit (the 90th percentile)
@@ -77,6 +78,7 @@ KICK_MIN_SHARE = 0.35  # the kick's band also holds the bass: a kick needs a lar
 KICK_OVER_BODY = 0.25  # a kick rises below 150 Hz by at least this share of its rise at 150-400 Hz (a snare: 0.1)
 SNARE_TILT = 1.3  # a snare's noise rises at 4-8 kHz at least this many times its rise above 8 kHz (a hat's: 0.8)
 HAT_OVER_SNARE = 1.3  # a hat struck with a snare shows as a top band this much brighter than the snare's own
+ONSET_SHARE = 0.5  # a hit starts at the first frame its band rises by this share of its steepest rise
 MIN_UPPER_HITS = 4  # fewer snares and hats than this: no drum kit is playing, and low "kicks" are bass notes
 BAND_FLOOR = 1e-4  # a band's quiet level is taken as at least this share of the whole's (-40 dB), so a nearly
 # empty band does not turn faint spill from another band into a hit
@@ -381,7 +383,8 @@ def transcribe_drums(samples: np.ndarray, rate: int) -> tuple[Note, ...]:
         typical = float(np.percentile(curve[frames], 90)) if len(frames) else 1.0
         for f in frames:
             rose = flux[bins, f : f + PEAK_FRAMES + 1].sum(axis=0)
-            start = max(0.0, (f + int(np.argmax(rose))) * DRUM_HOP / CHORD_RATE - DRUM_PAD_SECONDS)
+            first = int(np.argmax(rose >= ONSET_SHARE * rose.max()))  # the attack's start, not its steepest frame
+            start = max(0.0, (f + first) * DRUM_HOP / CHORD_RATE - DRUM_PAD_SECONDS)
             velocity = int(np.clip(40 + 87 * curve[f] / max(typical, 1e-20), 1, 127))
             hits.append(Note(key, start, start + DRUM_NOTE_SECONDS, velocity))
     return tuple(sorted(hits, key=lambda n: (n.start, n.pitch)))
