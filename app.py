@@ -236,7 +236,8 @@ def build_app(studio: Studio | None = None, owner_rule: OwnerRule | None = None)
         _wire_helpers(demo, studio, inputs, results, requests)
         wire_library(
             demo, studio, owner_rule, library, tabs=tabs, create_tab="create", player=results.player,
-            melody=inputs.values["melody"], requests=requests,
+            melody=inputs.values["melody"], compose=inputs.compose,
+            song=[inputs.values[name] for name in ("seed", "bpm", "key")], requests=requests,
         )  # fmt: skip
     return demo
 

@@ -21,16 +21,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
 
 from generation.config import ServerConfig
+from generation.editing.compose import ComposeRequest
+from generation.editing.sections import SECTION_COLUMNS
 from generation.errors import MoodtapeError
-from generation.library import KEYS, LOCAL_OWNER, SIGN_IN, Entry, Library, Search, library_status
+from generation.library import KEYS, LOCAL_OWNER, SIGN_IN, Entry, Library, Search, embedded_recipe, library_status
 from generation.studio import Studio
+
+if TYPE_CHECKING:
+    from page import ComposeArea
 
 log = logging.getLogger("moodtape.library")
 
@@ -132,8 +138,9 @@ class LibraryTab:
     extend: gr.Button
     replace: gr.Button
     use_as_melody: gr.Button
+    open_in_compose: gr.Button
     delete: gr.Button
-    actions: gr.Row  # the picked entry's buttons: an editor adds its own here (Open in compose)
+    actions: gr.Row  # the picked entry's buttons
 
     @property
     def filters(self) -> list[gr.Component]:
@@ -170,10 +177,11 @@ def library_tab(studio: Studio) -> LibraryTab:
         extend = gr.Button("Extend", size="sm", elem_id="library-extend")
         replace = gr.Button("Replace a section", size="sm", elem_id="library-replace")
         use_as_melody = gr.Button("Use as melody", size="sm", elem_id="library-melody")
+        open_in_compose = gr.Button("Open in compose", size="sm", elem_id="library-compose")
         delete = gr.Button("Delete", size="sm", variant="stop", elem_id="library-delete")
     return LibraryTab(
         where, query, bpm_min, bpm_max, key, model, search, table, gr.State([]), gr.State(None), player, downloads,
-        extend, replace, use_as_melody, delete, actions,
+        extend, replace, use_as_melody, open_in_compose, delete, actions,
     )  # fmt: skip
 
 
@@ -187,11 +195,14 @@ def wire_library(
     create_tab: str,
     player: gr.Audio,
     melody: gr.Component,
+    compose: ComposeArea,
+    song: list[gr.Component],
     requests: list[Any],
 ) -> None:
     """The tab's handlers: search (on load, and after each of the page's tracks), pick, delete. Extend and Replace
     put the picked track in the Create tab's ``player`` (whose Extend and Replace buttons edit it), Use as melody
-    in ``melody``."""
+    in ``melody``; Open in compose fills the ``compose`` table and ``song`` (the seed, BPM and key inputs) with
+    what makes the track again, so a creator can rework one section and keep the rest."""
     private = {"api_visibility": "private"}
 
     def search(query: str, bpm_min: Any, bpm_max: Any, key: str, model: str, request: gr.Request) -> tuple:
@@ -234,6 +245,16 @@ def wire_library(
 
         return open_in_create_tab
 
+    def open_in_compose(path: str | None) -> tuple:
+        if not path:
+            raise gr.Error("Pick a track in the list first: then it can be opened in compose.")
+        recipe = embedded_recipe(path)
+        if recipe is None:
+            raise gr.Error(f"{Path(path).name} carries no recipe, so there is nothing to compose from.")
+        song = ComposeRequest.starting_from(recipe)
+        rows = [[section.get(column) for column in SECTION_COLUMNS] for section in song.sections]
+        return rows, song.seed, song.bpm, song.key, gr.Accordion(open=True), gr.Tabs(selected=create_tab)
+
     listing = {"fn": search, "inputs": tab.filters, "outputs": tab.listing, **private}
     tab.search.click(**listing)
     tab.query.submit(**listing)
@@ -252,6 +273,7 @@ def wire_library(
             partial(gr.Info, f"The track is in the player: {how}."), **private
         )
     tab.use_as_melody.click(to_create_tab("used as a melody"), tab.player, [melody, tabs], **private)
+    tab.open_in_compose.click(open_in_compose, tab.player, [compose.table, *song, compose.area, tabs], **private)
 
 
 def _any(value: str | None) -> str | None:

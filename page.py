@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from generation.editing.keys import COMMON_KEYS
-from generation.editing.sections import MAX_SECTIONS
+from generation.editing.sections import MAX_SECTIONS, SECTION_COLUMNS
 from generation.endpoints import EVERY_PARAMETER, GENERATE_PARAMETERS, Parameter
 from generation.errors import MoodtapeError
 from generation.studio import MAX_TAKES, Studio
@@ -59,7 +59,6 @@ LOUDNESS_CHOICES = [
 RATE_CHOICES = [("32 kHz (the model's own)", 0), ("44.1 kHz", 44_100), ("48 kHz", 48_000)]
 BARS_CHOICES = [("as many as fit", 0), *((str(bars), bars) for bars in EVERY_PARAMETER["bars"].choices if bars)]
 KEY_CHOICES = [("as generated", ""), *COMMON_KEYS]
-SECTION_COLUMNS = ("prompt", "bars", "seconds")  # the table's columns; a row fills bars or seconds
 FORMS = {  # common song forms to start a table from, in seconds (bars need a BPM)
     "Intro, verse, chorus, outro": [
         ["soft intro, a few instruments", None, 6],
@@ -378,11 +377,12 @@ class ComposeArea:
     add_row: gr.Button
     remove_row: gr.Button
     compose: gr.Button
+    area: gr.Accordion  # folded until a creator opens it, or opens a kept track in it
 
 
 def compose_area() -> ComposeArea:
     """A song in sections, each continuing the one before; it takes the key, tempo and settings above."""
-    with gr.Accordion("Compose a song in sections", open=False, elem_id="compose-area"):
+    with gr.Accordion("Compose a song in sections", open=False, elem_id="compose-area") as area:
         gr.Markdown(COMPOSE_HELP)
         form = gr.Dropdown(list(FORMS), value=FIRST_FORM, label="Start from a form", elem_id="compose-form")
         table = WIDGETS["sections"]()
@@ -390,7 +390,7 @@ def compose_area() -> ComposeArea:
             add_row = gr.Button("Add a section", size="sm", elem_id="add-section")
             remove_row = gr.Button("Remove the last", size="sm", elem_id="remove-section")
             compose = gr.Button("Compose", variant="primary", elem_id="compose")
-    return ComposeArea(table, form, add_row, remove_row, compose)
+    return ComposeArea(table, form, add_row, remove_row, compose, area)
 
 
 COMPOSE_HELP = (

@@ -194,6 +194,16 @@ def test_a_songs_recipe_makes_the_same_song_again(studio, three, tmp_path):
     assert [cue.label for cue in read_cues(again.wav_path)] == [cue.label for cue in read_cues(three.wav_path)]
 
 
+def test_a_kept_song_opens_in_compose_as_its_own_sections_and_a_track_as_one(studio, three):
+    song_again = ComposeRequest.starting_from(Recipe.load(three.recipe_path))
+    assert song_again == ComposeRequest.from_recipe(Recipe.load(three.recipe_path))
+    assert (song_again.seed, [s["seconds"] for s in song_again.sections]) == (21, [1.3, 1.45, 1.05])
+    track = studio.make_track(TrackRequest(prompt="rainy night, mellow piano", duration=1.5, seed=9))
+    one = ComposeRequest.starting_from(track.recipe)
+    assert one.sections == [{"prompt": "rainy night, mellow piano", "seconds": 1.5}] and one.seed == 9
+    assert one.bpm is None, "a tempo only measured is not asked for: the song is not stretched to it"
+
+
 def test_the_melody_model_composes_too(studio):
     track = studio.compose(ComposeRequest(sections=song(("intro", 1.0), ("outro", 1.0)), seed=2, model="melody"))
     assert samples(track).shape[-1] == 2 * RATE and track.recipe.model_name == "melody"

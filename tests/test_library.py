@@ -530,6 +530,9 @@ def test_the_library_tab_lists_picks_opens_and_deletes_the_owners_tracks(engine,
     assert (chosen, wav, files) == (mine.id, str(mine.wav), [str(p) for p in mine.files])
     path, tabs = handlers["open_in_create_tab"](wav)
     assert path == wav and tabs.selected == "create"
+    rows, seed, bpm, key, area, tabs = handlers["open_in_compose"](wav)
+    assert (rows, seed, bpm, key) == ([["rainy piano", None, 1.0]], 1, None, None)
+    assert area.open and tabs.selected == "create"
     cleared = handlers["delete"](chosen, "", None, None, "any", "any", Request())
     assert cleared[:3] == (None, None, None) and cleared[4] == []
     assert library.search(ALICE) == [] and library.search(BOB) == [theirs]

@@ -27,7 +27,7 @@ from ..model.types import AudioPrompt, GeneratedAudio, ProgressCallback
 from ..recipe import Recipe
 from ..settings import ExportSettings, GenerationSettings
 from .keys import Key, Landing, land_in_key
-from .sections import Section, section_bounds, total_seconds
+from .sections import MAX_SECTION_SECONDS, MIN_SECTION_SECONDS, Section, section_bounds, total_seconds
 
 MARGIN_SECONDS = 0.1  # each section is made this much longer, then cut: whole codec frames never leave it short
 TAIL_SECONDS = 0.05  # the song's extra at the model's rate, so it can be cut to the sample at the output rate
@@ -64,6 +64,21 @@ class ComposeRequest:
             sections.append(section)
         bpm = (recipe.tempo or {}).get("bpm")
         return cls(sections=sections, bpm=bpm, **recipe.request_values())  # the seed, sampling, model, key, export
+
+    @classmethod
+    def starting_from(cls, recipe: Recipe) -> ComposeRequest:
+        """A song to compose from a kept track: a composed song's own request (so reworking one section keeps the
+        sections before it), any other track as one section of its length and mood, at the tempo it was
+        stretched to, if any."""
+        if recipe.sections:
+            return cls.from_recipe(recipe)
+        tempo = recipe.tempo or {}
+        seconds = round(min(max(recipe.audio_seconds, MIN_SECTION_SECONDS), MAX_SECTION_SECONDS), 2)
+        section = {"prompt": recipe.mood or recipe.settings.prompt, "seconds": seconds}
+        if recipe.preset:
+            section["preset"] = recipe.preset
+        bpm = tempo.get("bpm") if tempo.get("stretched") or tempo.get("loop") else None
+        return cls(sections=[section], bpm=bpm, **recipe.request_values())
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ..settings import MAX_SEED
 MAX_SECTIONS = 12  # sections in one song: an intro, verses and choruses, a bridge and an outro fit easily
 MIN_SECTION_SECONDS = 1.0  # a section shorter than this is mostly the model finding its feet
 MAX_SECTION_SECONDS = 30.0  # MusicGen's window: one prompt steers at most this much audio
+SECTION_COLUMNS = ("prompt", "bars", "seconds")  # a section as a table row: its words, its length in bars or s
 FIELDS = ("prompt", "seconds", "bars", "preset")  # what a section may say
 EXAMPLE = '[{"prompt": "soft piano intro", "seconds": 8}, {"prompt": "the full band comes in", "seconds": 16}]'
 
