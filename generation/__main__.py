@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import EngineSpec, MoodtapeError, MusicGenEngine, ServerConfig, Studio, TrackRequest
+from .editing.compose import ComposeRequest
+from .editing.replace import ReplaceRequest
 from .endpoints import (
     AUDIO,
     ENDPOINTS,
@@ -71,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_option(parser: argparse.ArgumentParser, parameter: Any) -> None:
-    """The parameter's option, named as the API names it; a required one is positional (a required text may be
-    left out: /generate's prompt may be empty with a melody)."""
+    """The parameter's option, named as the API names it; a required one is positional (a required text or number
+    may be left out: /generate's prompt may be empty with a melody, a replace's section comes from --recipe)."""
     options: dict[str, Any] = {"help": parameter.help}
     if parameter.kind == FLAG:
         options["action"] = argparse.BooleanOptionalAction
@@ -85,6 +87,8 @@ def _add_option(parser: argparse.ArgumentParser, parameter: Any) -> None:
     if parameter.required and parameter.kind != FLAG:
         if parameter.kind == TEXT:
             options.update(nargs="?", default="")
+        elif parameter.kind in (NUMBER, INTEGER):  # may be left out with --recipe; the request check names it
+            options.update(nargs="?", default=None)
         parser.add_argument(parameter.name, **{**options, "metavar": parameter.name.upper()})
     else:
         parser.add_argument("--" + parameter.name.replace("_", "-"), dest=parameter.name, **options)
@@ -114,12 +118,27 @@ def shorthand(argv: list[str]) -> list[str]:
     return ["generate", *argv]
 
 
-def track_request(endpoint: Endpoint, args: argparse.Namespace) -> tuple[TrackRequest, str | None, str | None]:
-    """The request and the text and melody model ids to run it on; a recipe supplies them when given."""
+def track_request(endpoint: Endpoint, args: argparse.Namespace) -> tuple[Any, str | None, str | None]:
+    """The request and the text and melody model ids to run it on; a recipe supplies them when given: a composed
+    song's recipe composes it again, a replace's replaces the same section of the file given again."""
     values = vars(args)
     if args.recipe is None:
         return request_from(endpoint.parameters, values, endpoint.request_type), args.text_model, args.melody_model
     recipe = Recipe.load(args.recipe)
+    if recipe.sections or recipe.replace:
+        if recipe.sections:
+            edit = ComposeRequest.from_recipe(recipe)
+        elif values.get("audio"):
+            edit = ReplaceRequest.from_recipe(recipe, values["audio"])
+        else:
+            raise MoodtapeError(
+                f"This recipe replaced a section of '{recipe.replace['file']}': pass that file, "
+                f"'{PROG} replace FILE --recipe {args.recipe}'."
+            )
+        # The recipe's model runs as the Studio's melody model where it was that, else as its text model
+        if recipe.model_name == "melody":
+            return replace(edit, model="melody"), args.text_model, args.melody_model or recipe.model_id
+        return replace(edit, model=None), args.text_model or recipe.model_id, args.melody_model
     melody = values.get("melody")
     if recipe.melody and not melody:
         raise MoodtapeError(

@@ -118,6 +118,30 @@ def test_cli_reproduces_a_track_from_its_recipe(tiny_model_dir, tmp_path):
     np.testing.assert_array_equal(sf.read(first)[0], sf.read(second)[0])
 
 
+def test_a_songs_and_a_replaces_recipes_make_them_again(tiny_model_dir, tmp_path):
+    from generation.__main__ import main, make_studio
+
+    studio = make_studio(str(tiny_model_dir))
+    sections = json.dumps([{"prompt": "soft intro", "seconds": 1.0}, {"prompt": "loud chorus", "seconds": 1.5}])
+    song = tmp_path / "song.wav"
+    assert main(["compose", sections, "--seed", "4", "--loudness", "0", "-o", str(song), "--text-model",
+                 str(tiny_model_dir)]) == 0  # fmt: skip
+    again = tmp_path / "again.wav"
+    assert main(["compose", "--recipe", str(song.with_suffix(".recipe.json")), "-o", str(again)]) == 0
+    np.testing.assert_array_equal(sf.read(song)[0], sf.read(again)[0])
+
+    edited = tmp_path / "edited.wav"
+    studio_track = ["replace", str(song), "0.5", "1.5", "--prompt", "a drum fill", "--seed", "8"]
+    assert main([*studio_track, "--loudness", "0", "-o", str(edited), "--text-model", str(tiny_model_dir)]) == 0
+    recipe = edited.with_suffix(".recipe.json")
+    edited_again = tmp_path / "edited-again.wav"
+    assert main(["replace", str(song), "--recipe", str(recipe), "-o", str(edited_again)]) == 0
+    np.testing.assert_array_equal(sf.read(edited)[0], sf.read(edited_again)[0])
+    not_the_file = str(again.with_suffix(".recipe.json"))
+    assert main(["replace", not_the_file, "--recipe", str(recipe), "-o", str(edited_again)]) == 2
+    assert studio.default_model == "text"
+
+
 def test_cli_bad_input_prints_the_problem_and_exits_2(tiny_model_dir, tmp_path):
     result = run_cli("x", "-o", str(tmp_path / "a.wav"), "--duration", "999", model_dir=tiny_model_dir)
     assert result.returncode == 2

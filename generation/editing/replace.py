@@ -9,8 +9,10 @@ is exactly as long.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from ..audio.uploads import DecodedTrack
 from ..errors import InvalidInputError, quoted
 from ..finishing import FinishedTake, StemSplitter, crossfade
 from ..model.types import AudioPrompt
+from ..recipe import Recipe
 from ..settings import MIN_DURATION, ExportSettings, GenerationSettings
 from .scoring import MIN_SCORED_SECONDS, OVERLAP_SECONDS, Score, score_candidates
 
@@ -62,6 +65,36 @@ class ReplaceRequest:
     sample_rate: int | float | str | None = None  # None keeps the file's own rate
     loudness: float | str | None = None  # "off" keeps every sample outside the section as it is
     stems: bool | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, audio: str) -> ReplaceRequest:
+        """The request that replaces the same section of ``audio`` again: the section as asked (it moves to the same
+        downbeats), the same candidates and seeds, the resolved prompt, sampling and export.
+
+        ``audio`` must be the file the recipe's ``replace`` record names (by its SHA-256).
+        """
+        record = recipe.replace
+        if not record:
+            raise InvalidInputError("This recipe replaced no section: make its track again with generate --recipe.")
+        digest = hashlib.sha256(Path(audio).read_bytes()).hexdigest()
+        if digest != record["sha256"]:
+            raise InvalidInputError(
+                f"This recipe replaced a section of {record['file']!r} (SHA-256 {record['sha256'][:12]}...), "
+                f"but {Path(audio).name!r} is another file (SHA-256 {digest[:12]}...): pass the file it edited."
+            )
+        given = {name: value for name, value in recipe.request_values().items() if name in _FIELDS}
+        return cls(**{
+            **given,
+            "audio": audio,
+            "start": record["asked_start"],
+            "end": record["asked_end"],
+            "prompt": recipe.settings.prompt,
+            "candidates": len(record["candidates"]),
+            "seed": record["candidates"][0]["seed"],  # listed in the order made: seed, seed + 1, ...
+        })
+
+
+_FIELDS = {f.name for f in fields(ReplaceRequest)}
 
 
 @dataclass(frozen=True)
