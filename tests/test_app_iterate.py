@@ -38,13 +38,16 @@ def first(client) -> tuple:
 def test_the_endpoints_take_the_new_parameters_by_name(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     generate, extend = endpoints["/generate"]["parameters"], endpoints["/extend"]["parameters"]
-    assert [p["parameter_name"] for p in generate][-6:] == [
+    # New parameters join at the end, so positional clients of earlier releases keep working
+    assert [p["parameter_name"] for p in generate][-8:] == [
         "negative_prompt",
         "variations",
         "bpm",
         "loop",
         "bars",
         "model",
+        "key",
+        "melody_cleanup",
     ]
     assert [p["parameter_name"] for p in endpoints["/generate_stream"]["parameters"]] == list(API_NAMES)
     assert [p["parameter_name"] for p in extend] == list(EXTEND_NAMES)
