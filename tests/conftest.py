@@ -95,6 +95,16 @@ def melody_engine(tiny_melody_model_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def stereo_engine(tiny_stereo_model_dir: Path):
+    from generation.model.engine import MusicGenEngine
+    from generation.model.spec import EngineSpec
+
+    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir)))
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="session")
 def separator():
     """Stem separation with a tiny random HTDemucs."""
     from generation.audio.stems import StemSeparator

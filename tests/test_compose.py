@@ -19,8 +19,6 @@ from generation.editing.compose import TAIL_SECONDS, ComposeRequest, key_record,
 from generation.editing.keys import measure_key, parse_key
 from generation.errors import InvalidInputError
 from generation.finishing import JOIN_FADE_SECONDS, TempoRequest, finish_take
-from generation.model.engine import MusicGenEngine
-from generation.model.spec import EngineSpec
 from generation.model.types import GeneratedAudio
 from generation.models import ModelCatalog
 from generation.recipe import Recipe
@@ -209,9 +207,8 @@ def test_the_melody_model_composes_too(studio):
     assert samples(track).shape[-1] == 2 * RATE and track.recipe.model_name == "melody"
 
 
-def test_a_stereo_model_composes_a_stereo_song(tiny_stereo_model_dir, separator, tmp_path):
-    stereo = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir)))
-    models = ModelCatalog([("stereo", stereo.model_id)], stereo.config, engines={"stereo": stereo})
+def test_a_stereo_model_composes_a_stereo_song(stereo_engine, separator, tmp_path):
+    models = ModelCatalog([("stereo", stereo_engine.model_id)], stereo_engine.config, engines={"stereo": stereo_engine})
     studio = Studio(models=models, output_dir=tmp_path, separator=separator)
     track = studio.compose(ComposeRequest(sections=song(("intro", 1.0), ("outro", 1.2)), seed=2, loudness="off"))
     assert samples(track).shape == (2, round(2.2 * RATE))

@@ -15,8 +15,6 @@ import soundfile as sf
 from generation.audio.export import export_track
 from generation.editing.replace import CROSSFADE_SECONDS, ReplaceRequest
 from generation.errors import InvalidInputError
-from generation.model.engine import MusicGenEngine
-from generation.model.spec import EngineSpec
 from generation.models import ModelCatalog
 from generation.recipe import Recipe
 from generation.studio import Studio, Track, TrackRequest
@@ -35,13 +33,6 @@ def pcm(path: Path) -> np.ndarray:
 def outside(audio: np.ndarray, start: float, end: float) -> np.ndarray:
     a, b = round(start * RATE), round(end * RATE)
     return np.concatenate([audio[:, : max(0, a - EDGE)], audio[:, b + EDGE :]], axis=-1)
-
-
-@pytest.fixture(scope="module")
-def stereo_engine(tiny_stereo_model_dir: Path) -> MusicGenEngine:
-    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir)))
-    engine.load()
-    return engine
 
 
 @pytest.fixture(scope="module")

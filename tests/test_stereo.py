@@ -33,13 +33,6 @@ def settings(duration: float = 2.0, seed: int = 7, prompt: str = "wide ambient p
 
 
 @pytest.fixture(scope="module")
-def stereo_engine(tiny_stereo_model_dir: Path) -> MusicGenEngine:
-    engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_model_dir)))
-    engine.load()
-    return engine
-
-
-@pytest.fixture(scope="module")
 def stereo_melody_engine(tiny_stereo_melody_model_dir: Path) -> MusicGenEngine:
     engine = MusicGenEngine(EngineSpec(model_id=str(tiny_stereo_melody_model_dir), family="melody"))
     engine.load()
