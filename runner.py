@@ -26,6 +26,7 @@ import numpy as np
 
 from generation.errors import GenerationCancelled, MoodtapeError
 from generation.studio import Studio, Track, TrackRequest
+from generation.timing import Stopwatch
 from library_tab import OwnerRule, owner_rule_for, request_owner
 from zerogpu import track_maker
 
@@ -207,6 +208,9 @@ class TrackRunner:
         future.add_done_callback(lambda f: _log_if_cancelled(f, steps))
         future.add_done_callback(lambda f: pieces.put(None))  # wakes the loop below as soon as the track is done
         started = time.monotonic()
+        clock = Stopwatch()  # the handler's own stages, logged as one line (the studio logs the track's)
+        clock_started = time.perf_counter()
+        future.add_done_callback(lambda f: clock.add("track", time.perf_counter() - clock_started))
         try:
             progress(0, desc="Waiting for the model…")
             while not future.done() or not pieces.empty():
@@ -216,15 +220,22 @@ class TrackRunner:
                     progress((steps["done"], steps["total"]), desc="Generating", unit="steps")
                 elif status:  # a step before decoding, such as taking a song's drums and bass out of its melody
                     progress(status["fraction"], desc=f"{status['message']}…")
-                yield InProgress(self._encode(piece, request, stream_to))
-            track = self._keep(future.result(), owner)
+                with clock.stage("pieces"):
+                    encoded = self._encode(piece, request, stream_to)
+                yield InProgress(encoded)
+            with clock.stage("keep"):
+                track = self._keep(future.result(), owner)
         except gr.Error:
             raise
         except Exception as e:
             raise _gradio_error(e) from e
         finally:
             cancel.set()  # when Gradio cancels this handler, stop the generation thread too
-        yield Finished(TrackResults.of(track))
+        with clock.stage("results"):
+            results = TrackResults.of(track)
+        clock.add("handler", time.perf_counter() - clock_started)
+        clock.log(f"request {track.wav_path.parent.name}")
+        yield Finished(results)
 
     def owner(self) -> str | None:
         """Whose library the request being handled reads and fills; None: an anonymous visitor, no library."""

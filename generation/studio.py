@@ -45,6 +45,7 @@ from .naming import track_file_name, track_title
 from .recipe import Recipe
 from .settings import ExportSettings, GenerationSettings, normalise_seed
 from .storage import OutputStore
+from .timing import Stopwatch
 
 MELODY_MAX_SECONDS = 30.0  # MusicGen-Melody reads the first 30 s of chroma; longer input is cut
 MELODY_MIN_SECONDS = 1.0  # shorter hums carry too few notes to follow
@@ -445,16 +446,19 @@ class Studio:
             return self.replace_section(request, on_progress=on_progress, cancel=cancel, destination=destination)
         if isinstance(request, ComposeRequest):
             return self.compose(request, on_progress=on_progress, cancel=cancel, destination=destination)
+        clock = Stopwatch()  # where the request's time goes, logged as one line at the end
         # 1. Validate and resolve: preset, settings, export, takes, tempo, key, the track to extend
-        plan = self.plan(request)
+        with clock.stage("plan"):
+            plan = self.plan(request)
 
         # 2. Prepare the melody: a MIDI file's notes; or decode a recording, take out a song's drums and bass (once
         # per file) and, to tidy a hum, follow its transcribed and tidied notes instead
-        written = melody_from_midi(request.melody) if is_midi(request.melody) else None
-        hum = self.prepare_melody(request.melody) if request.melody and written is None else None
-        heard = self.hear_melody(hum, request, on_status, cancel) if hum else None
-        if heard and request.melody_cleanup:
-            written = tidied_hum(heard.samples, heard.sample_rate, _melody_record(hum, heard), plan.tempo.bpm)
+        with clock.stage("melody"):
+            written = melody_from_midi(request.melody) if is_midi(request.melody) else None
+            hum = self.prepare_melody(request.melody) if request.melody and written is None else None
+            heard = self.hear_melody(hum, request, on_status, cancel) if hum else None
+            if heard and request.melody_cleanup:
+                written = tidied_hum(heard.samples, heard.sample_rate, _melody_record(hum, heard), plan.tempo.bpm)
         notes = [*hum.notes, *heard.notes] if hum and heard else []
         notes += written.messages if written else ()
         if hum and plan.preset_family == "text":
@@ -465,50 +469,63 @@ class Studio:
             notes.append("Several takes are made together, so none of them plays while it is made.")
 
         # 3. Generate: one take, or every take in one batch; an extend continues the end of its track
-        engine = self.models.acquire(plan.model)
+        with clock.stage("load"):
+            engine = self.models.acquire(plan.model)
         if request.mode is not None and request.mode != engine.mode:
             notes.append(replay_mode_note(request.mode, engine.mode))
         melody = Melody(np.asarray(heard.samples), heard.sample_rate) if heard else None
         melody = written.melody() if written else melody  # notes are given as their chroma
         prompt = AudioPrompt(np.asarray(plan.source.samples), plan.source.sample_rate) if plan.source else None
-        if plan.takes == 1:
-            one = engine.generate(
-                plan.settings,
-                melody=melody,
-                audio_prompt=prompt,
-                on_progress=on_progress,
-                cancel=cancel,
-                on_audio=on_audio,
-            )
-            made = [one]
-        else:
-            made = engine.generate_takes(
-                plan.settings, plan.takes, melody=melody, audio_prompt=prompt, on_progress=on_progress, cancel=cancel
-            )
+        with clock.stage("generate"):
+            if plan.takes == 1:
+                one = engine.generate(
+                    plan.settings,
+                    melody=melody,
+                    audio_prompt=prompt,
+                    on_progress=on_progress,
+                    cancel=cancel,
+                    on_audio=on_audio,
+                )
+                made = [one]
+            else:
+                made = engine.generate_takes(
+                    plan.settings,
+                    plan.takes,
+                    melody=melody,
+                    audio_prompt=prompt,
+                    on_progress=on_progress,
+                    cancel=cancel,
+                )
 
         # 4. Finish each take (join, tempo, loop, loudness, stems), then describe and write them all
-        finished = [self._finish(plan, generated, cancel) for generated in made]
+        with clock.stage("finish"):
+            finished = [self._finish(plan, generated, cancel) for generated in made]
         if on_audio is not None and (finished[0].key_record or {}).get("semitones"):
             notes.append("The stream played the take as made; the files are moved into the key asked for.")
         if MIDI in plan.export.formats and not any(f.stems for f in finished):
             notes.append(MIDI_FROM_BANDS)
-        recipes = [self._recipe(plan, g, f, hum, heard, notes, written) for g, f in zip(made, finished, strict=True)]
+        with clock.stage("describe"):
+            recipes = [
+                self._recipe(plan, g, f, hum, heard, notes, written) for g, f in zip(made, finished, strict=True)
+            ]
         names = _file_names(recipes, destination)
         takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
         recipes = [replace(r, takes=takes if len(takes) > 1 else ()) for r in recipes]
         folder = Path(destination).parent if destination is not None else self.store.new_job_folder()
-        melody_picture, melody_description = (
-            (written.picture(), written.description)
-            if written
-            else melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
-            if heard
-            else (None, None)
-        )
+        with clock.stage("pictures"):
+            melody_picture, melody_description = (
+                (written.picture(), written.description)
+                if written
+                else melody_module.picture_and_description(np.asarray(heard.samples), heard.sample_rate)
+                if heard
+                else (None, None)
+            )
         followed = followed_notes(written, heard) if MIDI in plan.export.formats else ()
         tracks = [
-            self._write(plan, g, f, r, folder, name, melody_picture, melody_description, followed)
+            self._write(plan, g, f, r, folder, name, melody_picture, melody_description, followed, clock=clock)
             for g, f, r, name in zip(made, finished, recipes, names, strict=True)
         ]
+        clock.log(f"track {folder.name}")
         return replace(tracks[0], takes=tuple(tracks[1:]))
 
     def plan_replace(self, request: ReplaceRequest) -> ReplacePlan:
@@ -743,30 +760,38 @@ class Studio:
         melody_picture: np.ndarray | None,
         melody_description: str | None,
         followed: tuple[Note, ...] = (),
+        *,
+        clock: Stopwatch | None = None,
     ) -> Track:
         """Write one take: the mix in each format, the recipe beside it, the stems and their ZIP, the notes as MIDI
-        (``followed``: the melody's notes); its pictures."""
+        (``followed``: the melody's notes); its pictures. ``clock`` times writing and pictures apart."""
+        clock = clock or Stopwatch()
         audio, rate, stems = finished.audio, finished.sample_rate, finished.stems
         target_rate = None if plan.tempo.loop else plan.export.sample_rate  # a loop is cut at the output rate
         title = track_title(recipe)
         metadata, recipe_json = metadata_for(recipe, title), recipe.to_json()
         common = {"folder": folder, "file_name": name, "metadata": metadata, "recipe_json": recipe_json}
-        paths = export_track(audio, rate, formats=plan.export.formats, target_rate=target_rate, **common)
-        if plan.tempo.loop:
-            mark_loop(paths["wav"])  # samplers read the loop points from the WAV's smpl chunk
-        if stems:
-            paths |= export_stems(stems, rate, target_rate=target_rate, **common)
+        with clock.stage("write"):
+            paths = export_track(audio, rate, formats=plan.export.formats, target_rate=target_rate, **common)
+            if plan.tempo.loop:
+                mark_loop(paths["wav"])  # samplers read the loop points from the WAV's smpl chunk
+            if stems:
+                paths |= export_stems(stems, rate, target_rate=target_rate, **common)
         if MIDI in plan.export.formats:
-            followed = notes_on_take(followed, finished.tempo_record, audio.shape[-1] / rate)  # stretched, looped
-            paths[MIDI] = write_midi(
-                folder / f"{name}.mid", track_midi(audio, rate, finished.tempo, stems, followed, title)
-            )
+            with clock.stage("midi"):
+                followed = notes_on_take(followed, finished.tempo_record, audio.shape[-1] / rate)  # stretched, looped
+                paths[MIDI] = write_midi(
+                    folder / f"{name}.mid", track_midi(audio, rate, finished.tempo, stems, followed, title)
+                )
+        with clock.stage("pictures"):
+            picture = track_picture(audio, rate)
+            stems_drawn = stems_picture(stems, rate, title=f"Stems of {title}") if stems else None
         return Track(
             paths=paths,
             recipe=recipe,
             generated=replace(generated, audio=audio),
-            picture=track_picture(audio, rate),
-            stems_picture=stems_picture(stems, rate, title=f"Stems of {title}") if stems else None,
+            picture=picture,
+            stems_picture=stems_drawn,
             melody_picture=melody_picture,
             melody_description=melody_description,
         )
