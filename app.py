@@ -13,14 +13,15 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import fields
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
-from api_wiring import ApiInputs, api_inputs, wire_api
+from api_wiring import ApiInputs, api_inputs, files_endpoint, wire_api
 from generation import __version__
 from generation.config import ConfigError, ServerConfig
-from generation.endpoints import COMPOSE, EXTEND, GENERATE, REPLACE, Endpoint, Parameters, request_from
+from generation.endpoints import COMPOSE, EXTEND, GENERATE, REPLACE, TRANSCRIBE, Endpoint, Parameters, request_from
 from generation.errors import MoodtapeError
 from generation.library import Library, library_status
 from generation.presets import PresetSettings
@@ -48,6 +49,7 @@ from page import (
     shown,
     studio_status,
     takes_shown,
+    transcribe_on_page,
     use_track_as_melody,
 )
 from runner import Finished, TrackResults, TrackRunner
@@ -196,6 +198,9 @@ def _wire_helpers(
             api_visibility="private",
         )
     results.use_as_melody.click(use_track_as_melody, results.player, widgets["melody"], api_visibility="private")
+    notes = results.transcribe  # notes as MIDI: of the recording given there, else of the track the player shows
+    transcribe = partial(transcribe_on_page, files_endpoint(studio, TRANSCRIBE))
+    notes.transcribe.click(transcribe, [notes.recording, results.player], notes.outputs, api_visibility="private")
     table = inputs.compose.table  # compose: start from a form, add or remove a section
     inputs.compose.form.input(form_rows, inputs.compose.form, table, api_visibility="private")
     inputs.compose.add_row.click(add_section, table, table, api_visibility="private")

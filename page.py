@@ -297,6 +297,64 @@ class TakePanels:
 
 
 @dataclass(frozen=True)
+class TranscribeArea:
+    """Notes as MIDI: a recording (or, left empty, the track the player shows) in; its .mid, a piano roll and the
+    notes in words out, as ``/transcribe`` gives them."""
+
+    recording: gr.Audio
+    transcribe: gr.Button
+    midi: gr.File
+    piano_roll: gr.Image
+    words: gr.Textbox
+
+    @property
+    def outputs(self) -> list[gr.Component]:
+        """What ``transcribe_on_page`` fills, in its order."""
+        return [self.midi, self.piano_roll, self.words]
+
+
+TRANSCRIBE_HELP = (
+    "Turn the track above, or a recording of your own, into a MIDI file to finish in a DAW: a hum becomes its "
+    "melody; a song its lead, bass, chords and drums at its measured tempo."
+)
+NOTHING_TO_TRANSCRIBE = (
+    "Nothing to transcribe: make a track (or pick one of this tab's results), or upload or record a recording "
+    "under 'Notes as MIDI', then press Transcribe to MIDI."
+)
+
+
+def transcribe_area() -> TranscribeArea:
+    """The recording to transcribe (optional), the button, and the .mid, piano roll and notes it gives."""
+    with gr.Accordion("Notes as MIDI: transcribe this track or a recording", open=False, elem_id="transcribe-area"):
+        gr.Markdown(TRANSCRIBE_HELP)
+        recording = gr.Audio(
+            sources=["upload", "microphone"],
+            type="filepath",
+            label="A recording to transcribe (empty: the track above)",
+            elem_id="transcribe-recording",
+        )
+        transcribe = gr.Button("Transcribe to MIDI", size="sm", elem_id="transcribe")
+        midi = gr.File(label="MIDI file (.mid)", interactive=False, elem_id="transcribe-midi")
+        piano_roll = gr.Image(
+            label="Piano roll: the notes heard", type="numpy", interactive=False, visible=False, elem_id="piano-roll"
+        )
+        words = gr.Textbox(label="The notes in words", lines=4, interactive=False, elem_id="transcribe-notes")
+    return TranscribeArea(recording, transcribe, midi, piano_roll, words)
+
+
+def transcribe_on_page(
+    transcribe: Callable[..., tuple[list[str], Any, str]], recording: str | None, track: str | None
+) -> tuple[Any, ...]:
+    """The notes of ``recording``, or of the ``track`` the player shows when there is none, through
+    ``transcribe`` (the ``/transcribe`` endpoint's function): the .mid, the piano roll and the notes in words."""
+    path = recording or track
+    if not path:
+        raise gr.Error(NOTHING_TO_TRANSCRIBE)
+    files, picture, words = transcribe(recording=path)
+    return files[0], gr.update(value=picture, visible=True), words
+
+
+@dataclass(frozen=True)
 class ResultPanels:
     """The right column: the preview player, the result panels, its takes, what to do next, this tab's history."""
 
@@ -314,6 +372,7 @@ class ResultPanels:
     replace_start: gr.Number
     replace_end: gr.Number
     candidates: gr.Slider
+    transcribe: TranscribeArea | None = None  # notes as MIDI, of the track the player shows or of a recording
 
     @property
     def player(self) -> gr.Component:
@@ -464,7 +523,8 @@ def _takes_row() -> TakePanels:
 
 
 def results_column() -> ResultPanels:
-    """The preview, the track and its takes, downloads, summary, pictures; extend or reuse it; history, recipe."""
+    """The preview, the track and its takes, downloads, summary, pictures; extend, reuse or transcribe it;
+    history, recipe."""
     with gr.Column(scale=1):
         stream_player = PreviewPlayer(  # its stream reaches the page only with audio in it
             label="Preview: plays while the track is made",
@@ -509,6 +569,7 @@ def results_column() -> ResultPanels:
             replace_start, replace_end = WIDGETS["start"](), WIDGETS["end"]()
             candidates = WIDGETS["candidates"]()
             replace = gr.Button("Replace", size="sm", elem_id="replace")
+        transcribe = transcribe_area()
         history_pick = gr.Dropdown(
             choices=[],
             value=None,
@@ -536,5 +597,6 @@ def results_column() -> ResultPanels:
         replace_start,
         replace_end,
         candidates,
+        transcribe,
     )
 
