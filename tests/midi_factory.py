@@ -87,12 +87,13 @@ DRUM_PATTERNS = {
     "funk": (16, ((HIHAT, (1, 3, 5, 9, 11, 13), 75, False), (HIHAT, (0, 2, 4, 6, 8, 10, 12, 14), 60, False),
                   (KICK, (0, 3, 10), 110, False), (KICK, (13,), 110, True), (SNARE, (4, 12), 100, False),
                   (SNARE, (9,), 60, False))),  # sixteenth hats, syncopated kicks, a soft ghost snare
+    "kicks": (8, ((KICK, (0, 2, 4, 6), 115, False), (KICK, (7,), 100, True))),  # a kick-only loop: no snare or hat
 }  # fmt: skip
 
 
 def _drum_bar(pattern: str, bar: int, start: float, beat: float) -> list[Note]:
     """One bar of a pattern of ``DRUM_PATTERNS``: "rock" (kick on 1 and 3, snare on 2 and 4), "dance" (kick on
-    every beat, hats between) or "funk"."""
+    every beat, hats between), "funk" or "kicks" (a kick on every beat, no snare or hat)."""
     if pattern not in DRUM_PATTERNS:
         raise ValueError(f"pattern must be one of {sorted(DRUM_PATTERNS)}, got {pattern!r}")
     steps, parts = DRUM_PATTERNS[pattern]

@@ -14,6 +14,7 @@ from benchmarks.transcription import chords_per_beat, drums_f1, notes_f1
 from generation.audio.loops import stretch_to_bpm
 from generation.errors import InvalidInputError
 from generation.midi.files import notes_on_take, track_midi
+from generation.midi.notes import KICK
 from generation.midi.transcribe import (
     BASS,
     HUM,
@@ -79,6 +80,15 @@ def test_drums_are_heard_in_the_whole_mix(pattern, bpm, tmp_path):
     scores = drums_f1(piece.track("drums").notes, transcribe_drums(mix(render_parts(piece, tmp_path)), RATE))
     assert scores["kick"] >= MIX_KICK_FLOOR, scores
     assert min(scores["snare"], scores["hi-hat"]) >= MIX_SNARE_HAT_FLOOR, scores
+
+
+@pytest.mark.parametrize("bpm", [84.0, 128.0])
+def test_a_kick_only_loop_is_heard_as_kicks_and_nothing_else(bpm, tmp_path):
+    # no snare or hat shows a kit: the kicks stand alone, each dying away across the whole band below 150 Hz
+    piece = score(bars=4, bpm=bpm, pattern="kicks")
+    found = transcribe_drums(render_parts(piece, tmp_path)["drums"], RATE)
+    assert drums_f1(piece.track("drums").notes, found)["kick"] >= DRUMS_FLOOR
+    assert {n.pitch for n in found} == {KICK}
 
 
 def test_a_hum_piano_chords_and_a_bass_line_have_no_drums(parts):

@@ -21,10 +21,12 @@ old tensorflow, torchcrepe and pesto want torchaudio), so this is signal process
   drum has its own curve and peaks, each standing ``DRUM_MIN_PROMINENCE`` times above its band's quiet level and
   a share of the drum's typical hit: the kick below 150 Hz (not just a snare's body at 150-400 Hz reaching
   down), the snare at 4-8 kHz (its noise as strong there as above 8 kHz: ``SNARE_TILT``), the hi-hat above
-  8 kHz (a hat struck with a snare only where the top band is brighter than the snare's own). Evidence that a
-  kit plays at all: with fewer than ``MIN_UPPER_HITS`` snares and hats there are no hits, since what rose below
-  150 Hz was a bass or piano's low note (a hum, piano chords and a bass line give none; a kick with no snare or
-  hat is not heard either).
+  8 kHz (a hat struck with a snare only where the top band is brighter than the snare's own). With fewer than
+  ``MIN_UPPER_HITS`` snares and hats no full kit plays, and what rose below 150 Hz may be a bass or piano's low
+  note: then a kick counts only where the whole band below 150 Hz, not just some of its bins, dies away to
+  ``LONE_KICK_DECAY`` of its peak, and at least ``MIN_LONE_KICKS`` do. A kick-only loop is heard (kick F1 1.0
+  at 84-128 BPM); a hum, piano chords and a bass line give none; kicks over a held bass line with no snare or
+  hat are not heard (the bass keeps the band up).
 - **A mix** (``transcribe_audio``): with Demucs stems, each part from its stem; without them, from
   band-limited parts of the mix: below ``BASS_TOP_HZ`` for the bass and the chords, above ``LEAD_BOTTOM_HZ``
   for the lead, the whole mix for the drums (on the benchmark's mixes, three patterns at 84-128 BPM: snare F1
@@ -79,9 +81,13 @@ KICK_OVER_BODY = 0.25  # a kick rises below 150 Hz by at least this share of its
 SNARE_TILT = 1.3  # a snare's noise rises at 4-8 kHz at least this many times its rise above 8 kHz (a hat's: 0.8)
 HAT_OVER_SNARE = 1.3  # a hat struck with a snare shows as a top band this much brighter than the snare's own
 ONSET_SHARE = 0.5  # a hit starts at the first frame its band rises by this share of its steepest rise
-MIN_UPPER_HITS = 4  # fewer snares and hats than this: no drum kit is playing, and low "kicks" are bass notes
+MIN_UPPER_HITS = 4  # fewer snares and hats than this: no full kit is playing, so a kick must stand alone:
+MIN_LONE_KICKS = 4  # ... at least this many kicks, each after which the whole band below 150 Hz (not bin by bin)
+LONE_KICK_DECAY = 0.1  # ... has died to this share of its peak: a kick's to under 0.1, a held bass note's 0.7
 BAND_FLOOR = 1e-4  # a band's quiet level is taken as at least this share of the whole's (-40 dB), so a nearly
 # empty band does not turn faint spill from another band into a hit
+SILENCE_FLOOR = 3e-6  # ... and at least this share of the loudest frame's (-55 dB), so a kit that leaves silence
+# between hits (a kick-only loop) does not turn a kick's faint spill above 4 kHz (-60 dB) into snares and hats
 DRUM_PAD_SECONDS = 0.05  # silence put before the audio, so a hit at 0 s has a rise to be seen
 DRUM_NOTE_SECONDS = 0.1  # the length written for a drum hit
 BASS_TOP_HZ = 300.0  # the band-limited bass: the mix's harmonic part below this
@@ -348,7 +354,8 @@ def transcribe_drums(samples: np.ndarray, rate: int) -> tuple[Note, ...]:
     whole = float(np.median(bands.sum(axis=0)))
     if whole <= 0 and not bands.any():
         return ()
-    quiet = np.maximum(np.percentile(bands, 25, axis=1), BAND_FLOOR * whole) + 1e-20
+    loudest = float(bands.sum(axis=0).max())
+    quiet = np.maximum(np.percentile(bands, 25, axis=1), max(BAND_FLOOR * whole, SILENCE_FLOOR * loudest)) + 1e-20
 
     # 2. What rose and died away: bin by bin below 400 Hz (a bass or piano note holds its own bins), band by band
     # above (nothing else there starts and stops that fast)
@@ -369,8 +376,12 @@ def transcribe_drums(samples: np.ndarray, rate: int) -> tuple[Note, ...]:
     if len(snares) and len(hats):  # a hat under a snare only where the top band is brighter than the snare's own
         tilt = float(np.median(rise[HAT_BAND, snares] / np.maximum(rise[SNARE_BAND, snares], 1e-20)))
         hats = hats[~with_snare[hats] | (rise[HAT_BAND, hats] > HAT_OVER_SNARE * tilt * rise[SNARE_BAND, hats])]
-    if len(snares) + len(hats) < MIN_UPPER_HITS:
-        return ()  # no kit: what rose below 150 Hz was a bass or a piano's low note
+    if len(snares) + len(hats) < MIN_UPPER_HITS:  # no snare or hat: a kick alone, or a bass or piano's low notes
+        band_died = _decayed_rise(bands[KICK_BAND : KICK_BAND + 1], LONE_KICK_DECAY)[0]  # the whole band, not bins
+        kicks = kicks[band_died[kicks] > 0]
+        snares = hats = np.array([], dtype=int)
+        if len(kicks) < MIN_LONE_KICKS:
+            return ()
 
     # 4. Each hit at the frame its band rose most (a rise's window starts up to 3 frames early)
     flux = np.maximum(np.diff(power, axis=1, prepend=power[:, :1]), 0.0)
@@ -390,8 +401,9 @@ def transcribe_drums(samples: np.ndarray, rate: int) -> tuple[Note, ...]:
     return tuple(sorted(hits, key=lambda n: (n.start, n.pitch)))
 
 
-def _decayed_rise(power: np.ndarray) -> np.ndarray:
-    """Per row and frame: how far the row rose into the next frames, where it dies away soon after, else 0."""
+def _decayed_rise(power: np.ndarray, share: float = DECAY_SHARE) -> np.ndarray:
+    """Per row and frame: how far the row rose into the next frames, where it dies away soon after (to ``share``
+    of its peak 70-128 ms on), else 0."""
     from numpy.lib.stride_tricks import sliding_window_view as windows
 
     first, last = LATER_FRAMES
@@ -400,7 +412,7 @@ def _decayed_rise(power: np.ndarray) -> np.ndarray:
     before = windows(padded, BEFORE_FRAMES, axis=1)[:, :n].min(axis=2)
     peak = windows(padded[:, BEFORE_FRAMES:], PEAK_FRAMES, axis=1)[:, :n].max(axis=2)
     later = windows(padded[:, BEFORE_FRAMES + first :], last - first, axis=1)[:, :n].min(axis=2)
-    return np.where(later <= DECAY_SHARE * peak, np.maximum(peak - before, 0.0), 0.0)
+    return np.where(later <= share * peak, np.maximum(peak - before, 0.0), 0.0)
 
 
 def _hits(curve: np.ndarray, floor: float, share: float, typical_of: np.ndarray | None = None) -> np.ndarray:
