@@ -11,7 +11,10 @@ measures, in one run:
 * a long-form track vs the same length made as six separate clips (exact path and fast mode);
 * four takes of one request (one batch) vs one take;
 * the finishing steps a tempo asks for (measure, stretch to an exact BPM, cut a loop) vs loudness alone;
-* peak memory (resident set) of each path, and the app's own work outside ``generate`` (decode, files).
+* peak memory (resident set) of each path, and the app's own work outside ``generate`` (decode, files);
+* with ``--floor-only`` (a few minutes): fast mode against its memory floor, the bytes a decoding step reads
+  (int8 weights, their scales, float weights, the key/value cache) over this machine's read bandwidth measured
+  in the same run, beside the measured step and fast mode's clip against plain ``generate`` (``floor.py``).
 
 Run ``python -m benchmarks.bench`` (about 25 minutes on 2 CPU cores; ``--no-long-exact`` saves 9 of them);
 ``--tiny`` runs the same code on tiny models in seconds (the test suite does, so the benchmark cannot rot).
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import floor
 from generation.audio import tempo as tempo_module
 from generation.audio.loops import material_seconds
 from generation.audio.loudness import normalise_loudness
@@ -45,7 +49,7 @@ from generation.formats import DEFAULT_TARGET_LUFS
 from generation.model import static_decoding
 from generation.model.chroma import ChromaExtractor, MelodyProcessor
 from generation.model.engine import MusicGenEngine
-from generation.model.loading import gpu_dtype
+from generation.model.loading import gpu_dtype, prepare_for_generation, shared_weights_copy
 from generation.model.model_thread import on_model_thread
 from generation.model.spec import EngineSpec
 from generation.model.types import GeneratedAudio, Melody
@@ -62,6 +66,10 @@ TAKES = 4  # takes of one request, made as one batch (the most a request may ask
 LOOP_BPM, LOOP_BARS = 120, 2  # the loop the finishing row cuts: 4 s, the common case
 DRUMS_BPM = 117  # drums this far (2.5%) from LOOP_BPM are stretched to it, as a real take would be
 FINISH_RUNS = 3  # each finishing path runs this many times after a warm-up run; the median is reported
+# Cached positions the floor rows measure a step at (``--floor-positions``): about the middle of a 10 s clip's 503
+# steps, and deep into a long track's 30 s window (each later window starts with 600 positions of context)
+FLOOR_POSITIONS = (250, 1000)
+BANDWIDTH_BYTES = 1 << 30  # the tensor summed to measure read bandwidth: far larger than any CPU cache
 
 
 @dataclass
@@ -604,12 +612,128 @@ def fast_comparison_rows(args: argparse.Namespace, say: Callable[..., object]) -
     return rows
 
 
+def floor_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row]:
+    """Fast mode against its floor, the bytes a decoding step reads over this machine's read bandwidth (issue 28).
+
+    In one run: the bytes counted from the loaded fast-mode model and the step's key/value buffers, the
+    bandwidth (measured before and after the steps; the higher counts), ``Stepper``'s step timed at
+    ``--floor-positions`` cached positions and at the clip's middle one, and a clip in fast mode against plain
+    ``generate``, interleaved, best of ``--repeats``. A floor ignores compute and everything outside the step,
+    so a step cannot beat it.
+    """
+    clip = args.clip
+    say("building musicgen-small (random weights) and its fast-mode form...")
+    model, processor = on_model_thread(build, "text", args.tiny)
+    stepped = on_model_thread(prepare_for_generation, shared_weights_copy(model), "cpu", True)
+    cache_dtype = static_decoding.cpu_cache_dtype()
+    inputs = dict(processor(text=[PROMPT], padding=True, return_tensors="pt"))
+
+    # A clip's steps: the first token comes from the prefill, then one step each, on average this far into the cache
+    steps = round(clip * 50) + 3 - 1
+    middle = 1 + steps // 2
+    load = os.getloadavg()[0]
+
+    # 1. Read bandwidth around the timed steps (a shared machine's load changes within minutes)
+    size = BANDWIDTH_BYTES >> 7 if args.tiny else BANDWIDTH_BYTES  # tiny: 8 MB, checks the code in a moment
+    bandwidth = on_model_thread(floor.read_bandwidth, size)
+    positions = sorted({middle, *args.floor_positions})
+    timing = on_model_thread(floor.time_steps, stepped, inputs, positions, cache_dtype)
+    bandwidth = max(bandwidth, on_model_thread(floor.read_bandwidth, size))
+    weights = floor.weight_bytes(stepped.decoder, timing.rows)
+    floors = {n: (weights.total + timing.cache_bytes[n]) / bandwidth for n in positions}
+    say(f"bandwidth {bandwidth / 1e9:.1f} GB/s; steps {timing.seconds}; floors {floors}")
+    del stepped
+
+    # 2. A clip in fast mode against plain generate, interleaved
+    fast = MusicGenEngine.from_model(
+        model, processor, EngineSpec(model_id="random musicgen-small", fast=True, device="cpu")
+    )
+    fast.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))  # warm-up: buffers and int8 kernels
+    plain_generate(model, processor, 1.0)
+    settings = GenerationSettings(prompt=PROMPT, duration=clip, seed=1)
+    plain = app = float("inf")
+    for repeat in range(args.repeats):
+        plain = min(plain, plain_generate(model, processor, clip))
+        app = min(app, fast.generate(settings).seconds_taken)
+        say(f"repeat {repeat + 1}: plain {plain:.1f} s, fast {app:.1f} s")
+
+    # 3. The table: bytes, bandwidth, floor against step, and what the floor would make of the clip
+    own, cross = str(cache_dtype).removeprefix("torch."), "float32 cross-attention on the text"
+    rows = [
+        Row(
+            "fast-mode step: weights read (MB; int8 matrices + their scales + float norms, biases, embedding rows)",
+            "-",
+            f"{weights.total / 1e6:.5g}",
+            f"int8 {weights.int8 / 1e6:.5g} + scales {weights.scales / 1e6:.3g} + float {weights.float / 1e6:.3g}",
+        ),
+        *(
+            Row(
+                f"fast-mode step: key/value cache read at {n:,} cached positions (MB; {own} self-attention, {cross})",
+                "-",
+                f"{timing.cache_bytes[n] / 1e6:.5g}",
+                f"{timing.cache_bytes[n] / weights.total:.2f}x the weights",
+            )
+            for n in args.floor_positions
+        ),
+        Row(
+            f"memory read bandwidth (GB/s; sum of a {size / 2**20:g} MiB float32 tensor, best of 5, "
+            f"{torch.get_num_threads()} threads, before and after the steps)",
+            "-",
+            f"{bandwidth / 1e9:.4g}",
+            "-",
+        ),
+        *(
+            Row(
+                f"fast-mode step at {n:,} cached positions (ms; plain column: the floor, bytes read / bandwidth)",
+                f"{floors[n] * 1e3:.4g}",
+                f"{timing.seconds[n] * 1e3:.4g}",
+                f"{timing.seconds[n] / floors[n]:.2f}x the floor",
+            )
+            for n in args.floor_positions
+        ),
+        Row(
+            f"text, {clip:g} s clip: compute s per s of audio (fast CPU mode, best of {args.repeats}, interleaved)",
+            f"{plain / clip:.2f}",
+            f"{app / clip:.2f}",
+            f"{app / plain:.3f}x plain",
+            "<= 0.10x plain",
+        ),
+    ]
+    loop = steps * timing.seconds[middle]
+    at_floor = steps * floors[middle] + app - loop
+    rows.append(
+        Row(
+            f"fast mode, {clip:g} s clip: its {steps} steps at the step measured at {middle} positions (their middle) "
+            "vs the whole generate (s; plain column: the steps alone)",
+            f"{loop:.2f}",
+            f"{app:.2f}",
+            f"steps {100 * loop / app:.0f}% of it",
+        )
+    )
+    rows.append(
+        Row(
+            f"fast mode at the floor, {clip:g} s clip: compute s per s of audio (steps at the floor, the rest as "
+            "measured; plain column: plain transformers)",
+            f"{plain / clip:.2f}",
+            f"{at_floor / clip:.2f}",
+            f"{at_floor / plain:.3f}x plain",
+            "<= 0.10x plain",
+        )
+    )
+    rows.append(
+        Row("load average (1 min) at the start and end of these rows", "-", f"{load:.1f}", f"{os.getloadavg()[0]:.1f}")
+    )
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     say = print if args.verbose else (lambda *a, **k: None)
     if args.device == "cuda" or args.gpu_table:
         return gpu_rows(args, say)
     if args.fast_only:
         return fast_comparison_rows(args, say)
+    if args.floor_only:
+        return floor_rows(args, say)
 
     # 1. Text: musicgen-small on the exact path
     say("building musicgen-small (random weights)...")
@@ -686,6 +810,17 @@ def table(rows: list[Row], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _positions(text: str) -> tuple[int, ...]:
+    """``--floor-positions``: comma-separated whole numbers, each at least 1."""
+    try:
+        positions = tuple(int(part) for part in text.split(","))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"positions must be whole numbers separated by commas, got {text!r}") from e
+    if min(positions) < 1:
+        raise argparse.ArgumentTypeError(f"positions must be at least 1 (the BOS is cached first), got {text!r}")
+    return positions
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny models: checks the benchmark runs, in seconds")
@@ -700,7 +835,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the GPU table")
     parser.add_argument("--gpu-table", action="store_true", help="the GPU table's code on CPU (checks it runs)")
     parser.add_argument("--fast-only", action="store_true", help="fast mode before vs after, interleaved (shorter)")
-    parser.add_argument("--repeats", type=int, default=3, help="--fast-only: runs of each, the best counts")
+    parser.add_argument(
+        "--floor-only", action="store_true", help="fast mode against its memory floor, in a few minutes (issue 28)"
+    )
+    parser.add_argument(
+        "--floor-positions",
+        type=_positions,
+        default=FLOOR_POSITIONS,
+        help="--floor-only: cached positions to time the step at, comma-separated (default 250,1000)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="--fast-only, --floor-only: runs of each, best counts")
     parser.add_argument("--with-plain", action="store_true", help="--fast-only: plain and exact once each too")
     parser.add_argument("--out", type=Path, help="default benchmarks/results-latest.md (cuda: results-cuda.md)")
     parser.add_argument("-v", "--verbose", action="store_true")

@@ -80,3 +80,34 @@ def test_fast_only_compares_the_loops_and_the_two_caches(tmp_path, capsys):
     own = str(cpu_cache_dtype()).removeprefix("torch.")
     other = "float32" if own == "bfloat16" else "bfloat16"
     assert f"this CPU's {own} key/value cache vs a {other} one" in table
+
+
+def test_floor_only_puts_the_step_beside_its_bytes_over_the_bandwidth(tmp_path, capsys):
+    """``--floor-only``: the bytes a fast-mode step reads, the bandwidth measured in the run, the floor they give
+    (bytes / bandwidth) beside the measured step, and fast mode's clip against plain ``generate``."""
+    from benchmarks.bench import main
+
+    out = tmp_path / "results-floor.md"
+    main(["--tiny", "--floor-only", "--repeats", "1", "--clip", "1", "--floor-positions", "6,20", "--out", str(out)])
+    table = out.read_text()
+    assert table in capsys.readouterr().out
+    lines = [line.strip("| ").split(" | ") for line in table.splitlines()[4:]]
+    cells = {line[0]: line[1:] for line in lines}
+
+    def row(start: str) -> list[str]:
+        return next(cells for what, cells in cells.items() if what.startswith(start))
+
+    weights = float(row("fast-mode step: weights read (MB")[1])
+    bandwidth = float(row("memory read bandwidth (GB/s")[1])
+    for n in (6, 20):
+        cache = float(row(f"fast-mode step: key/value cache read at {n} cached positions")[1])
+        floor_ms, step_ms, distance = row(f"fast-mode step at {n} cached positions (ms")[:3]
+        assert float(floor_ms) == pytest.approx((weights + cache) / bandwidth, rel=0.01)  # MB / (GB/s) = ms
+        assert float(distance.removesuffix("x the floor")) == pytest.approx(float(step_ms) / float(floor_ms), rel=0.01)
+    assert float(row("fast-mode step: key/value cache read at 20")[1]) > float(
+        row("fast-mode step: key/value cache read at 6")[1]
+    )
+    plain, fast, ratio, target = row("text, 1 s clip: compute s per s of audio (fast CPU mode")[:4]
+    assert float(ratio.removesuffix("x plain")) == pytest.approx(float(fast) / float(plain), rel=0.02)
+    assert target == "<= 0.10x plain"
+    assert row("fast mode at the floor, 1 s clip")
