@@ -1,10 +1,18 @@
-"""What separating a melody costs: a 30 s upload through ``MelodySeparator`` with an htdemucs of the real size.
+"""What separating a melody costs: a 30 s upload through Demucs with today's settings and the melody path's.
 
 Builds a randomly initialised ``HTDemucs`` with the arguments of the published htdemucs (speed does not depend on
-the weights' values), writes a synthetic 30 s song to a WAV file, loads it as ``Studio`` does (``load_audio``:
-mono, 32 kHz) and times ``MelodySeparator.prepare`` on it, then the same upload again (a cache hit).
+the weights' values), writes a synthetic 30 s song to a WAV file and loads it as ``Studio`` does (``load_audio``:
+mono, 32 kHz). Then, side by side in one run, separates it with the stems export's settings (today's), with each
+cheaper lever alone, and with the melody path's settings (``MELODY_SEPARATION``), printing wall and CPU seconds
+and how many chroma frames (the one-hot chroma MusicGen-Melody reads, of vocals plus other) equal today's. Two more
+synthetic songs (the tests' hummed tune over bass and drums) are separated both ways for their chroma agreement,
+and ``MelodySeparator.prepare`` is timed on the upload, then again (a cache hit).
 
-    python -m benchmarks.melody_separation [--seconds 30] [--tiny]
+Random weights measure speed exactly, but agreement only partly: a random htdemucs has its layer scales at their
+initial 1e-4, so its transformer and the convolutions' residual branches barely reach the output, which hides the
+error int8 and bfloat16 add there. ``stressed`` rows repeat those comparisons with every layer scale at 1.
+
+    python -m benchmarks.melody_separation [--seconds 30] [--rounds 1] [--tiny]
 
 ``--tiny`` runs the same code with the tests' tiny Demucs in seconds (the test suite does, so this cannot rot).
 """
@@ -15,7 +23,7 @@ import argparse
 import platform
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,10 +31,10 @@ import numpy as np
 import soundfile
 import torch
 
-from generation.audio.stems import StemSeparator
+from generation.audio.stems import EXPORT_SEPARATION, MELODY_SEPARATION, SeparationSettings, StemSeparator
 from generation.audio.uploads import load_audio
-from generation.melody_stems import NOTHING_LEFT, SEPARATED, MelodySeparator
-from generation.model.chroma import SAMPLING_RATE
+from generation.melody_stems import LEFT_OUT, NOTHING_LEFT, SEPARATED, MelodySeparator
+from generation.model.chroma import SAMPLING_RATE, ChromaExtractor
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 # The arguments htdemucs (signature 955717e8, the only model in demucs' htdemucs.yaml) was built with, as
@@ -47,6 +55,35 @@ HTDEMUCS = {
     "multi_freqs": [],
 }
 SONG_RATE = 44_100  # a song as people upload it
+TODAY = "today (stems export)"
+# Each lever alone against today's settings, then together: name -> (settings, torch threads; 0 = as set). Shifts
+# are 0 today already; an overlap of 0 runs as many segments as the fitted overlap (4 for 30 s).
+VARIANTS: dict[str, tuple[SeparationSettings, int]] = {
+    TODAY: (EXPORT_SEPARATION, 0),
+    "fitted overlap": (replace(EXPORT_SEPARATION, overlap=0.1, fit_segments=True), 0),
+    "int8 linear": (replace(EXPORT_SEPARATION, int8=True), 0),
+    "bf16 autocast": (replace(EXPORT_SEPARATION, bf16=True), 0),
+    "1 torch thread": (EXPORT_SEPARATION, 1),
+    "fitted + int8": (MELODY_SEPARATION, 0),
+    "fitted + int8 + bf16": (replace(EXPORT_SEPARATION, overlap=0.1, fit_segments=True, int8=True, bf16=True), 0),
+}
+STRESSED = ("int8 linear", "bf16 autocast")  # compared again, on one segment, with every layer scale at 1
+STRESSED_SECONDS = 5.0  # one segment at every overlap
+TEST_MIXES = ((0.15, 0.6, 0.6), (0.3, 0.6, 0.0))  # (tune, bass, drums) levels of the tests' songs also measured
+SONG_SECONDS = 15.0  # their length (at most the upload's)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One way of separating the timed upload."""
+
+    name: str
+    settings: SeparationSettings
+    threads: int
+    wall_seconds: float  # best of the rounds
+    cpu_seconds: float  # process CPU time of that round (both threads)
+    agreement: float  # share of chroma frames equal to today's
+    stressed_agreement: float | None = None  # the same, every layer scale at 1 (None: not measured)
 
 
 @dataclass(frozen=True)
@@ -55,18 +92,40 @@ class Figures:
 
     audio_seconds: float
     load_seconds: float  # load_audio: decode, downmix, resample to 32 kHz
-    first_seconds: float  # prepare on a new upload: Demucs loads nothing (built in memory), then separates
+    rows: tuple[Row, ...]
+    songs: tuple[tuple[str, float, float], ...]  # (song, new chroma = today's, today's chroma = the mix's)
+    first_seconds: float  # MelodySeparator.prepare (melody settings) on a new upload
     cached_seconds: float  # prepare on the same upload again
     parameters: int
 
     def lines(self) -> list[str]:
-        per_second = self.first_seconds / self.audio_seconds
-        return [
+        today = self.rows[0]
+        lines = [
             f"Demucs: {self.parameters / 1e6:.1f}M parameters, random weights; {torch.get_num_threads()} torch threads",
             f"load_audio of the {self.audio_seconds:g} s upload: {self.load_seconds:.2f} s",
-            f"separating it: {self.first_seconds:.1f} s ({per_second:.2f} s per second of audio)",
+            f"{'separating it':<22}{'settings':<58}{'wall s':>8}{'speed-up':>9}{'CPU s':>8}{'speed-up':>9}"
+            f"{'chroma = today':>15}{'stressed':>9}",
+        ]
+        for row in self.rows:
+            settings = row.settings.describe() + (f", {row.threads} thread" if row.threads else "")
+            settings += " <- melody path" if row.settings == MELODY_SEPARATION and not row.threads else ""
+            stressed = "" if row.stressed_agreement is None else f"{row.stressed_agreement:.1%}"
+            lines.append(
+                f"{row.name:<22}{settings:<58}{row.wall_seconds:>8.1f}{today.wall_seconds / row.wall_seconds:>8.2f}x"
+                f"{row.cpu_seconds:>8.1f}{today.cpu_seconds / row.cpu_seconds:>8.2f}x{row.agreement:>15.1%}"
+                f"{stressed:>9}"
+            )
+        lines.append("chroma of vocals+other, melody path against today's, per synthetic song (random weights):")
+        for song, agreement, unchanged in self.songs:
+            lines.append(
+                f"  {song}: {agreement:.1%} of frames equal (today's separated chroma = the mix's on {unchanged:.1%})"
+            )
+        per_second = self.first_seconds / self.audio_seconds
+        lines += [
+            f"MelodySeparator.prepare (new): {self.first_seconds:.1f} s ({per_second:.2f} s per second of audio)",
             f"the same upload again (cache hit): {self.cached_seconds * 1000:.2f} ms",
         ]
+        return lines
 
 
 def build_demucs(tiny: bool = False, seed: int = 0):
@@ -95,17 +154,103 @@ def synthetic_song(seconds: float, rate: int = SONG_RATE, seed: int = 0) -> np.n
     return np.stack([mix, 0.9 * mix], axis=1).astype(np.float32) * 0.8
 
 
-def measure(seconds: float = 30.0, tiny: bool = False) -> Figures:
-    """Time load_audio and a melody separation of a ``seconds`` upload, then the same upload again."""
+def melody_classes(separator: StemSeparator, samples: np.ndarray, settings: SeparationSettings) -> np.ndarray:
+    """The pitch class MusicGen-Melody reads per frame from vocals plus other, as ``MelodySeparator`` sums them."""
+    stems = separator.separate(samples[None], SAMPLING_RATE, settings=settings)
+    melody = np.sum([stem[0] for name, stem in stems.items() if name not in LEFT_OUT], axis=0, dtype=np.float32)
+    return ChromaExtractor()(melody, SAMPLING_RATE)[0].argmax(-1).numpy()
+
+
+def timed(separator: StemSeparator, samples: np.ndarray, settings: SeparationSettings, threads: int):
+    """(pitch classes, wall seconds, CPU seconds) of one separation with ``threads`` torch threads (0: as set)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        classes = melody_classes(separator, samples, settings)
+        return classes, time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        torch.set_num_threads(before)
+
+
+def stressed(model):
+    """A copy of ``model`` with every layer scale at 1, so its transformer and residual branches weigh fully."""
+    import copy
+
+    from demucs.transformer import LayerScale
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LayerScale):
+                module.scale.fill_(1.0)
+    return model
+
+
+def hummed_songs(seconds: float) -> dict[str, np.ndarray]:
+    """The tests' synthetic songs (a hummed tune over a bass line and drums) as 32 kHz mono mixes."""
+    from tests.test_melody_stems import mix_of, synthetic_song
+
+    songs = {}
+    for tune, bass, drums in TEST_MIXES:
+        mix = mix_of(synthetic_song(seconds, melody=tune, bass=bass, drums=drums))
+        songs[f"hummed tune {tune:g}, bass {bass:g}, drums {drums:g}"] = mix * np.float32(0.9 / np.abs(mix).max())
+    return songs
+
+
+def measure(seconds: float = 30.0, tiny: bool = False, rounds: int = 1) -> Figures:
+    """Separate a ``seconds`` upload every way in ``VARIANTS`` (interleaved ``rounds`` times), then the rest."""
     model = build_demucs(tiny)
     parameters = sum(p.numel() for p in model.parameters())
-    melody_separator = MelodySeparator(StemSeparator.from_model(model, name="htdemucs-random"), enabled=True)
+    separator = StemSeparator.from_model(model, name="htdemucs-random")
     with tempfile.TemporaryDirectory(prefix="moodtape-bench-") as folder:
         path = Path(folder) / "song.wav"
         soundfile.write(path, synthetic_song(seconds), SONG_RATE, subtype="PCM_16")
         started = time.perf_counter()
         loaded = load_audio(path, SAMPLING_RATE, max_seconds=30.0)
         load_seconds = time.perf_counter() - started
+    # 1. Every way, side by side: the best of the rounds, each round in the same order
+    for settings, _ in VARIANTS.values():
+        separator._model_for(settings)  # the int8 copy is made once per model, not per upload
+    melody_classes(separator, loaded.samples[:SAMPLING_RATE], EXPORT_SEPARATION)  # warm-up: one segment
+    best: dict[str, tuple] = {}
+    for _ in range(rounds):
+        for name, (settings, threads) in VARIANTS.items():
+            result = timed(separator, loaded.samples, settings, threads)
+            if name not in best or result[1] < best[name][1]:
+                best[name] = result
+    today = best[TODAY][0]
+    # 2. The levers that change numbers inside the network, again with every layer scale at 1
+    harsh = StemSeparator.from_model(stressed(model), name="htdemucs-random-stressed")
+    clip = loaded.samples[: round(STRESSED_SECONDS * SAMPLING_RATE)]
+    harsh_today = melody_classes(harsh, clip, EXPORT_SEPARATION)
+    harsh_agreement = {
+        name: float((melody_classes(harsh, clip, VARIANTS[name][0]) == harsh_today).mean()) for name in STRESSED
+    }
+    rows = tuple(
+        Row(
+            name,
+            settings,
+            threads,
+            best[name][1],
+            best[name][2],
+            float((best[name][0] == today).mean()),
+            harsh_agreement.get(name),
+        )
+        for name, (settings, threads) in VARIANTS.items()
+    )
+    # 3. Chroma agreement on more synthetic songs
+    mix_classes = ChromaExtractor()(loaded.samples, SAMPLING_RATE)[0].argmax(-1).numpy()
+    new = next(name for name, (settings, threads) in VARIANTS.items() if settings == MELODY_SEPARATION)
+    unchanged = float((today == mix_classes).mean())
+    songs = [("bench song: saw bass, kick, sine tune", rows[list(VARIANTS).index(new)].agreement, unchanged)]
+    for song, mix in hummed_songs(min(seconds, SONG_SECONDS)).items():
+        old = melody_classes(separator, mix, EXPORT_SEPARATION)
+        new = melody_classes(separator, mix, MELODY_SEPARATION)
+        plain = ChromaExtractor()(mix, SAMPLING_RATE)[0].argmax(-1).numpy()
+        songs.append((song, float((new == old).mean()), float((old == plain).mean())))
+    # 4. The melody path as Studio runs it, then a cache hit
+    melody_separator = MelodySeparator(separator, enabled=True)
     started = time.perf_counter()
     prepared = melody_separator.prepare(loaded, separate=True)
     first_seconds = time.perf_counter() - started
@@ -115,7 +260,7 @@ def measure(seconds: float = 30.0, tiny: bool = False) -> Figures:
     again = melody_separator.prepare(loaded, separate=True)
     cached_seconds = time.perf_counter() - started
     assert again.cache_hit
-    return Figures(loaded.used_seconds, load_seconds, first_seconds, cached_seconds, parameters)
+    return Figures(loaded.used_seconds, load_seconds, rows, tuple(songs), first_seconds, cached_seconds, parameters)
 
 
 def machine() -> str:
@@ -136,9 +281,10 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the upload (default 30)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved timing rounds, best kept (default 1)")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny Demucs: checks the code runs")
     args = parser.parse_args()
-    figures = measure(args.seconds, args.tiny)
+    figures = measure(args.seconds, args.tiny, args.rounds)
     print(f"Machine: {machine()}; torch {torch.__version__}")
     for line in figures.lines():
         print(line)

@@ -7,8 +7,9 @@ tune, so without this a song's one-hot chroma follows the bass line and the kick
 
 1. keeps a clean monophonic hum as it is (one pitch class leads each sounding frame, next to nothing below
    ``LOW_HZ``): vocals plus other would be the hum itself, so Demucs would only cost time and add its errors;
-2. separates anything else with the Demucs model the stems export uses, and sums every stem but drums and bass
-   (vocals and other for htdemucs);
+2. separates anything else with the Demucs model the stems export uses, run cheaper (``MELODY_SEPARATION``: the
+   fewest whole segments, int8 linear layers; the export keeps its own settings), and sums every stem but drums
+   and bass (vocals and other for htdemucs);
 3. caches the result by the upload's SHA-256 and the Demucs model, so takes, extends and replays of one upload
    run Demucs once;
 4. uses the whole upload, with a note saying why and how to fix it, when Demucs cannot be loaded or when
@@ -32,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .audio.arrays import resample
-from .audio.stems import STEMS_MODEL_ENV, StemSeparator
+from .audio.stems import MELODY_SEPARATION, STEMS_MODEL_ENV, SeparationSettings, StemSeparator
 from .audio.uploads import TARGET_PEAK_DBFS, LoadedAudio
 from .config import ServerConfig
 from .errors import GenerationCancelled, ModelLoadError
@@ -98,14 +99,16 @@ class Splitter(Protocol):
         *,
         on_progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
+        settings: SeparationSettings = ...,
     ) -> dict[str, np.ndarray]: ...
 
 
 class MelodySeparator:
     """Demucs for melody inputs: separates each upload once, keeps the result for later requests.
 
-    Shares its ``StemSeparator`` (and so its loaded weights) with the stems export. Thread-safe: a request whose
-    result is cached never waits for another request's separation.
+    Shares its ``StemSeparator`` (and so its loaded weights) with the stems export, but runs it with cheaper
+    ``settings`` (``MELODY_SEPARATION``: only the chroma's argmax per frame is kept, not the stems' sound).
+    Thread-safe: a request whose result is cached never waits for another request's separation.
     """
 
     def __init__(
@@ -116,12 +119,14 @@ class MelodySeparator:
         config: ServerConfig | None = None,
         cache_entries: int = CACHE_ENTRIES,
         extractor: ChromaExtractor | None = None,
+        settings: SeparationSettings = MELODY_SEPARATION,
     ):
         self.config = config or getattr(separator, "config", None) or ServerConfig.from_env()
         self.separator = separator or StemSeparator(config=self.config)
         self.enabled = self.config.melody_separation if enabled is None else enabled
         self.cache_entries = cache_entries
         self.extractor = extractor or ChromaExtractor()
+        self.settings = settings  # how Demucs runs for melodies; the stems export keeps its own
         self._cache: OrderedDict[tuple[str, str], PreparedMelody] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._separate_lock = threading.Lock()  # one upload at a time: Demucs runs one at a time anyway
@@ -216,7 +221,9 @@ class MelodySeparator:
             on_progress(SEPARATING, 0.0)  # before loading Demucs, which takes a moment the first time
         report = (lambda done: on_progress(SEPARATING, done)) if on_progress is not None else None
         try:
-            stems = self.separator.separate(loaded.samples[None], loaded.sample_rate, on_progress=report, cancel=cancel)
+            stems = self.separator.separate(
+                loaded.samples[None], loaded.sample_rate, on_progress=report, cancel=cancel, settings=self.settings
+            )
         except ModelLoadError as e:
             return _as_is(
                 loaded,

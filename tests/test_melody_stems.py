@@ -1,12 +1,14 @@
 """Melody inputs are heard as MusicGen-Melody was trained: drums and bass taken out with Demucs, once per upload.
 
 The chroma logic runs on synthetic songs split by construction (``SplitByConstruction``, the one test double);
-the plumbing runs on the real ``StemSeparator`` with a tiny random HTDemucs.
+the plumbing, and the melody path's cheaper Demucs settings, run on the real ``StemSeparator`` with a tiny random
+HTDemucs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from generation.audio.arrays import resample
-from generation.audio.stems import StemSeparator
+from generation.audio.stems import EXPORT_SEPARATION, MELODY_SEPARATION, SeparationSettings, StemSeparator
 from generation.audio.uploads import LoadedAudio, load_audio
 from generation.config import ConfigError, ServerConfig
-from generation.errors import GenerationCancelled
+from generation.errors import GenerationCancelled, InvalidInputError
 from generation.melody import picture_and_description
 from generation.melody_stems import (
     CLEAN_HUM,
@@ -35,6 +38,7 @@ from generation.melody_stems import (
 from generation.model.chroma import ChromaExtractor
 from scripts.hums import note_hz
 from tests.audio_factory import hum
+from tests.tiny_demucs import build_tiny_demucs
 
 RATE = 32_000  # MusicGen-Melody's rate, which load_audio gives every melody
 EXTRACTOR = ChromaExtractor()
@@ -119,7 +123,7 @@ class SplitByConstruction:
     def __init__(self, *songs: dict):
         self.songs, self.calls = songs, 0
 
-    def separate(self, audio, sample_rate, *, on_progress=None, cancel=None) -> dict[str, np.ndarray]:
+    def separate(self, audio, sample_rate, *, on_progress=None, cancel=None, settings=None) -> dict[str, np.ndarray]:
         self.calls += 1
         assert audio.ndim == 2 and sample_rate == RATE
         for parts in self.songs:
@@ -129,10 +133,10 @@ class SplitByConstruction:
 
 
 class CountingSeparator:
-    """The real StemSeparator, counting its calls and keeping what it returned (delegates everything)."""
+    """The real StemSeparator, counting its calls and keeping what it returned and the settings it was given."""
 
     def __init__(self, real: StemSeparator):
-        self.real, self.calls = real, []
+        self.real, self.calls, self.settings = real, [], []
 
     @property
     def model_id(self) -> str:
@@ -141,6 +145,7 @@ class CountingSeparator:
     def separate(self, audio, sample_rate, **options) -> dict[str, np.ndarray]:
         stems = self.real.separate(audio, sample_rate, **options)
         self.calls.append((audio.shape, sample_rate, stems))
+        self.settings.append(options.get("settings"))
         return stems
 
 
@@ -405,6 +410,65 @@ def test_a_replay_separates_exactly_when_its_recipe_did():
     assert other_model.separated and "'htdemucs_ft'" in other_model.notes[0] and "may differ" in other_model.notes[0]
     assert melodies.prepare(song, **_replay(original.record())).notes == ()
     assert split.calls == 2  # the song once, the hum once
+
+
+# -- The melody path's cheaper separation ------------------------------------------------------------------------
+
+
+def separation_runs(separator: StemSeparator, samples: np.ndarray, settings: SeparationSettings) -> int:
+    """How many segments Demucs ran to separate ``samples`` (32 kHz mono), counted from its progress reports."""
+    reports: list[float] = []
+    separator.separate(samples[None], RATE, on_progress=reports.append, settings=settings)
+    return len(reports) - 1  # one report per segment, then the final 1.0
+
+
+def test_the_export_keeps_todays_demucs_settings():
+    assert EXPORT_SEPARATION == SeparationSettings(overlap=0.25, shifts=0, fit_segments=False, int8=False, bf16=False)
+    assert inspect.signature(StemSeparator.separate).parameters["settings"].default is EXPORT_SEPARATION
+    assert MelodySeparator(SplitByConstruction(), config=ServerConfig()).settings is MELODY_SEPARATION
+    assert MELODY_SEPARATION.fit_segments and MELODY_SEPARATION.int8 and MELODY_SEPARATION != EXPORT_SEPARATION
+
+
+def test_the_melody_path_runs_fewer_segments_with_int8_linear_layers_while_the_export_runs_todays():
+    separator = StemSeparator.from_model(build_tiny_demucs(), name="tiny-htdemucs")  # its own: the int8 copy
+    mix = mix_of(synthetic_song(6.0))  # three of the tiny Demucs' 2 s segments
+    calls = CountingSeparator(separator)
+
+    exported = separation_runs(separator, mix, EXPORT_SEPARATION)
+    made_for_export = separator._int8[1]
+    melody_separator(calls).prepare(as_loaded(mix))
+    separated_for_melody = separation_runs(separator, mix, calls.settings[0])
+
+    assert calls.settings == [MELODY_SEPARATION]
+    assert exported == 4  # overlap 0.25: a segment every 1.5 s, the last one mostly padding
+    assert separated_for_melody == 3  # the fewest that cover 6 s
+    assert made_for_export is None  # the export never quantises
+    quantised = separator._int8[1]
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantised.modules())
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in separator._model.modules())
+
+
+@pytest.mark.parametrize("levels", [(0.15, 0.6, 0.6), (0.3, 0.6, 0.0)])
+def test_the_cheaper_separation_gives_the_melody_chroma_of_todays_on_nearly_every_frame(separator, levels):
+    mix = mix_of(synthetic_song(6.0, *levels))
+
+    def melody_classes(settings: SeparationSettings) -> np.ndarray:
+        stems = separator.separate(mix[None], RATE, settings=settings)
+        return pitch_classes(stems["vocals"][0] + stems["other"][0])
+
+    today, cheaper = melody_classes(EXPORT_SEPARATION), melody_classes(MELODY_SEPARATION)
+
+    assert (today != pitch_classes(mix)).mean() > 0.5  # separation matters for these songs' chroma
+    assert (cheaper == today).mean() >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"overlap": 1.0}, "overlap must be between 0 and 0.9, got 1.0"), ({"shifts": -1}, "shifts must be a whole")],
+)
+def test_separation_settings_name_the_bad_value(options, message):
+    with pytest.raises(InvalidInputError, match=message):
+        SeparationSettings(**options)
 
 
 def _replay(record: dict) -> dict:

@@ -17,9 +17,12 @@ minutes (demucs' own ``get_model`` retries the hub, then falls back to another s
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,37 @@ log = logging.getLogger(__name__)
 SeparationProgress = Callable[[float], None]  # fraction of the separation done, 0..1
 
 
+@dataclass(frozen=True)
+class SeparationSettings:
+    """How Demucs is run over a track; ``EXPORT_SEPARATION`` is the stems download's, ``MELODY_SEPARATION`` the
+    melody path's (measured in ``benchmarks/melody_separation.py``, figures in docs/performance.md)."""
+
+    overlap: float = OVERLAP  # fraction of each segment cross-faded with the next, 0 to 0.9
+    shifts: int = 0  # random time shifts averaged; each one is a whole extra pass (about 0.2 dB SDR for double time)
+    fit_segments: bool = False  # True: overlap shrunk so the fewest whole segments cover the track (see _overlap_for)
+    int8: bool = False  # True: the linear layers (the transformer's) run with int8 weights, on a second model copy
+    bf16: bool = False  # True: bfloat16 autocast (convolutions and matrix products on AMX/AVX-512 bf16)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, float)) or not 0 <= self.overlap <= 0.9:
+            raise InvalidInputError(f"Separation overlap must be between 0 and 0.9, got {self.overlap!r}.")
+        if isinstance(self.shifts, bool) or not isinstance(self.shifts, int) or not 0 <= self.shifts <= 10:
+            raise InvalidInputError(f"Separation shifts must be a whole number from 0 to 10, got {self.shifts!r}.")
+
+    def describe(self) -> str:
+        """One line for logs and benchmarks."""
+        parts = [f"overlap {self.overlap:g}" + (" fitted" if self.fit_segments else ""), f"shifts {self.shifts}"]
+        parts += ["int8 linear" if self.int8 else "fp32 linear", "bf16 autocast" if self.bf16 else "fp32"]
+        return ", ".join(parts)
+
+
+EXPORT_SEPARATION = SeparationSettings()  # the stems download: demucs' defaults, no random shifts
+# The melody path keeps only the chroma of vocals plus other, an argmax per 128 ms frame, which small changes to
+# the stems rarely move: the fewest whole segments (30 s is 4 of 7.8 s, not 6 with a last one mostly padding) and
+# int8 linear layers; see docs/performance.md for what each lever saved and what it changed.
+MELODY_SEPARATION = SeparationSettings(overlap=0.1, fit_segments=True, int8=True)
+
+
 class StemSeparator:
     """Demucs behind a lock: loads lazily on first use, then separates every request.
 
@@ -56,6 +90,7 @@ class StemSeparator:
         self.model_id = model_id or self.config.stems_model
         self._device = device
         self._model: Any = None
+        self._int8: tuple[Any, Any] = (None, None)  # (the model it was made from, its int8 copy)
         self._load_lock = threading.Lock()
         self._separate_lock = threading.Lock()
 
@@ -102,11 +137,6 @@ class StemSeparator:
             self._model = model.to(self.device).eval()
             log.info("Loaded Demucs %s on %s in %.1f s", self.model_id, self.device, time.perf_counter() - started)
 
-    def unload(self) -> None:
-        """Free the weights; the next request loads them again."""
-        with self._load_lock, self._separate_lock:
-            self._model = None
-
     @ephemeral_thread
     def separate(
         self,
@@ -115,17 +145,20 @@ class StemSeparator:
         *,
         on_progress: SeparationProgress | None = None,
         cancel: threading.Event | None = None,
+        settings: SeparationSettings = EXPORT_SEPARATION,
     ) -> dict[str, np.ndarray]:
         """Split ``[channels, samples]`` float audio into stems of the same shape and rate.
 
-        Raises ``GenerationCancelled`` when ``cancel`` is set while it runs.
+        ``settings`` says how Demucs runs (the export's by default). Raises ``GenerationCancelled`` when ``cancel``
+        is set while it runs.
         """
         # 1. Check inputs
         audio = check_audio(audio)
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 8_000:
             raise InvalidInputError(f"sample rate must be a whole number of Hz, at least 8000, got {sample_rate!r}.")
+        if not isinstance(settings, SeparationSettings):
+            raise InvalidInputError(f"settings must be a SeparationSettings, got {type(settings).__name__}.")
         self.load()
-        model = self._model
 
         import torch
         from demucs.apply import apply_model
@@ -133,6 +166,7 @@ class StemSeparator:
         from .arrays import resample
 
         # 2. Match the model: its rate and channel count (a mono track is played to both ears)
+        model = self._model_for(settings)
         channels, samples = audio.shape
         sample_rate = int(sample_rate)
         mix = resample(audio.astype(np.float32), sample_rate, int(model.samplerate))
@@ -143,17 +177,19 @@ class StemSeparator:
 
         # 3. Separate in overlapping segments, on the level demucs was trained on
         mean, std = float(mix.mean()), float(mix.mean(axis=0).std()) + 1e-8
-        watcher = _SegmentWatcher(_segments_total(model, mix.shape[-1]), on_progress, cancel)
+        overlap = _overlap_for(model, mix.shape[-1], settings)
+        watcher = _SegmentWatcher(_segments_total(model, mix.shape[-1], settings, overlap), on_progress, cancel)
         with self._separate_lock, torch.inference_mode():
-            estimates = apply_model(
-                model,
-                torch.from_numpy((mix - mean) / std)[None],
-                shifts=0,  # the random-shift trick doubles the time for about 0.2 dB SDR
-                split=True,
-                overlap=OVERLAP,
-                device=self.device,
-                callback=watcher,
-            )[0]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16 and self.device == "cpu"):
+                estimates = apply_model(
+                    model,
+                    torch.from_numpy((mix - mean) / std)[None],
+                    shifts=settings.shifts,
+                    split=True,
+                    overlap=overlap,
+                    device=self.device,
+                    callback=watcher,
+                )[0]
         estimates = (estimates.float().cpu().numpy() * std + mean / len(model.sources)).astype(np.float32)
 
         # 4. Back to the track's rate, channels and exact length
@@ -168,6 +204,52 @@ class StemSeparator:
         if on_progress is not None:
             on_progress(1.0)
         return stems
+
+    def _model_for(self, settings: SeparationSettings) -> Any:
+        """The loaded model, or its int8 copy (made on first use, sharing every weight but the linear layers')."""
+        if not settings.int8 or self.device != "cpu":
+            return self._model
+        with self._load_lock:
+            model = self._model
+            if self._int8[0] is not model:
+                self._int8 = (model, _int8_copy(model))
+            return self._int8[1]
+
+    def unload(self) -> None:
+        """Free the weights; the next request loads them again."""
+        with self._load_lock, self._separate_lock:
+            self._model = None
+            self._int8 = (None, None)
+
+
+def _int8_copy(model: Any) -> Any:
+    """``model`` with int8 linear layers (a scale per output channel); its other weights are the same tensors."""
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from ..model.loading import shared_weights_copy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch.ao's deprecation notice
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(
+            shared_weights_copy(model), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
+
+
+def _overlap_for(model: Any, length: int, settings: SeparationSettings) -> float:
+    """The overlap to give apply_model for ``length`` samples at the model's rate.
+
+    apply_model starts a segment every ``(1 - overlap) * segment`` samples until the track's end, and pads each to
+    the full segment: 30 s at htdemucs' 7.8 s and overlap 0.25 is 6 segments, the last holding 0.75 s of audio. With
+    ``fit_segments`` the overlap is shrunk (never grown) until the fewest segments that can cover the track do.
+    """
+    if not settings.fit_segments:
+        return settings.overlap
+    segment_length = min(int(model.samplerate * Fraction(sub.segment)) for sub in getattr(model, "models", [model]))
+    needed = max(1, math.ceil(length / segment_length))
+    widest = 1 - (math.ceil(length / needed) + 1) / segment_length  # a stride of at least length / needed
+    return min(settings.overlap, max(0.0, widest))
 
 
 class _SegmentWatcher:
@@ -186,13 +268,13 @@ class _SegmentWatcher:
                 self.on_progress(min(self.done / self.total, 1.0))
 
 
-def _segments_total(model: Any, length: int) -> int:
+def _segments_total(model: Any, length: int, settings: SeparationSettings, overlap: float) -> int:
     """How many times apply_model will run a network on ``length`` samples (for progress)."""
     total = 0
     for sub in getattr(model, "models", [model]):
         segment_length = int(model.samplerate * Fraction(sub.segment))
-        stride = max(1, int((1 - OVERLAP) * segment_length))
-        total += len(range(0, length, stride))
+        stride = max(1, int((1 - overlap) * segment_length))
+        total += len(range(0, length, stride)) * max(1, settings.shifts)
     return total
 
 
