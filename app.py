@@ -52,7 +52,7 @@ from page import (
     transcribe_on_page,
     use_track_as_melody,
 )
-from runner import Finished, TrackResults, TrackRunner
+from runner import Finished, TrackResults, TrackRunner, quiet_queue
 
 log = logging.getLogger("moodtape.app")
 
@@ -272,6 +272,7 @@ def main(owner_rule: OwnerRule | None = None) -> None:
     owner_rule = owner_rule or owner_rule_for(config)
     demo = build_app(studio, owner_rule)
     demo.queue(max_size=config.queue_size)
+    quiet_queue(demo)  # Gradio's queue polls every 1 ms: it would take time from the model
     guarded = guard_kwargs(studio, owner_rule)  # the library's files, to their owner only
     demo.launch(
         max_file_size=config.max_file_size,

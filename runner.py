@@ -33,6 +33,8 @@ from zerogpu import track_maker
 log = logging.getLogger("moodtape.runner")
 
 TICK_S = 0.5  # how often a handler reports progress and gives Gradio a chance to cancel it
+QUEUE_POLL_S = 0.01  # how often Gradio's queue looks for a new job (its own default, 1 ms, spins; see quiet_queue)
+PROGRESS_POLL_S = 0.1  # how often it sends pending progress (its default is 10 ms; progress comes every TICK_S)
 # How long the preview's first piece waits for the AAC encoder's first frames (see PreviewPlayer) before the player
 # gets its stream anyway: the wait ends as soon as they come, and no busy machine here took more than 2 s.
 FIRST_SEGMENT_WAIT_S = 10.0
@@ -265,6 +267,21 @@ class TrackRunner:
             return None
         wav = _wav_bytes(piece, self.studio.sample_rate_for(request))
         return self.studio.write_stream_piece(wav) if stream_to == "files" else wav
+
+
+def quiet_queue(demo: gr.Blocks) -> None:
+    """Slow the polling of ``demo``'s queue (call after ``demo.queue()``): it competes with the model for the cores.
+
+    Gradio's queue wakes its event loop every 1 ms to look for new jobs, and every 10 ms to send progress, for as
+    long as the server runs, a track being made included; each wake-up wants the interpreter lock that the model
+    thread's Python between kernels holds. Every ``QUEUE_POLL_S`` (a new job starts at most that much later) and
+    ``PROGRESS_POLL_S`` (the runner reports progress every ``TICK_S`` anyway) is enough. Gradio offers no setting
+    for either; without them (another Gradio version) the queue is left as it is.
+    """
+    polling = getattr(demo, "_queue", None)
+    for name, seconds in (("sleep_when_free", QUEUE_POLL_S), ("progress_update_sleep_when_free", PROGRESS_POLL_S)):
+        if isinstance(getattr(polling, name, None), float):
+            setattr(polling, name, max(getattr(polling, name), seconds))
 
 
 def _next_piece(pieces: queue.Queue[np.ndarray | None]) -> np.ndarray | None:
