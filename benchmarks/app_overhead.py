@@ -198,16 +198,15 @@ def main(argv: list[str] | None = None) -> None:
             for i, (name, path) in enumerate(checkouts)
         ]
         try:
-            for app in apps:
+            for app in apps:  # one at a time: Gradio gives up on a server that answers its own check late
                 app.start()
+                app.wait_until_up()
             # This process's engine: the same settings the apps read, the same request
             env = {**os.environ, **app_env(model, work, "engine")}
             studio = Studio(config=ServerConfig.from_env(env))
             engine = studio.models.acquire(studio.default_model)
             request = TrackRequest(prompt=PROMPT, duration=args.seconds, seed=1)
             settings = studio.plan(request).settings
-            for app in apps:
-                app.wait_until_up()
             clients = [Client(app.url, verbose=False) for app in apps]
             print(f"warming up (engine mode {engine.mode})...", flush=True)
             engine.generate(studio.plan(TrackRequest(prompt=PROMPT, duration=WARM_UP_SECONDS, seed=0)).settings)
