@@ -2,7 +2,8 @@
 
 The music is written as MIDI and rendered from it (``tests/midi_factory.py``): a hummed tune (vibrato, breath,
 glides, repeated notes), a plucked bass, piano block chords and a drum kit at one tempo; the drums are also
-scored on two more patterns at two more tempos (``OTHER_DRUMS``), and a mix without drums should give no hits.
+scored on the three patterns at other tempos (``OTHER_DRUMS``) and on a kick-only loop (no snare or hat), and a
+mix without drums should give no hits.
 Each part is transcribed alone (a stem) and from the mix of all four. Demucs' pretrained weights come from the
 Hugging Face hub, which this machine cannot reach, so the mix is split by band
 (``generation.midi.transcribe.split_bands``), the fallback the app uses when the weights are missing.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generation.midi.notes import DRUM_NAMES, Chord, Note
+from generation.midi.notes import DRUM_NAMES, KICK, Chord, Note
 from generation.midi.transcribe import (
     BASS,
     HUM,
@@ -39,7 +40,9 @@ from generation.midi.transcribe import (
 )
 
 ONSET_TOLERANCE = 0.05  # seconds
-OTHER_DRUMS = (("dance", 128.0), ("funk", 84.0))  # (pattern, BPM): drums beside the main piece's rock at 100 BPM
+# (pattern, BPM): drums beside the main piece's rock at 100 BPM
+OTHER_DRUMS = (("dance", 128.0), ("funk", 84.0), ("dance", 100.0), ("rock", 128.0), ("funk", 96.0))
+KICKS_ONLY_BPM = 128.0  # a kick-only loop, alone (the stem)
 PITCH_TOLERANCE = 50.0  # cents
 
 
@@ -136,6 +139,14 @@ def measure(bars: int = 8, repeats: int = 2, seconds_per: float = 10.0) -> list[
         source = f"mix, {pattern} {bpm:g} BPM"
         scores = drums_f1(other.track("drums").notes, drums)
         rows += [(f"drums {name} F1", source, value, cost) for name, value in scores.items()]
+    # a kick-only loop (no snare or hat to show a kit): its kicks, and the snares and hats wrongly found (none right)
+    kicks = score(bars=bars, bpm=KICKS_ONLY_BPM, pattern="kicks")
+    with tempfile.TemporaryDirectory() as folder:
+        loop = render_parts(kicks, Path(folder))["drums"]
+    hits, cost = timed(lambda: transcribe_drums(loop, RATE))
+    source = f"kick-only loop {KICKS_ONLY_BPM:g} BPM"
+    rows.append(("drums kick F1", source, drums_f1(kicks.track("drums").notes, hits)["kick"], cost))
+    rows.append(("other drums found", source, float(sum(n.pitch != KICK for n in hits)), cost))
     drumless = parts["melody"] + parts["bass"] + parts["chords"]
     hits, cost = timed(lambda: transcribe_drums(drumless, RATE))
     rows.append(("drum hits found", "mix without drums", float(len(hits)), cost))

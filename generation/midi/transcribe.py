@@ -81,6 +81,8 @@ KICK_OVER_BODY = 0.25  # a kick rises below 150 Hz by at least this share of its
 SNARE_TILT = 1.3  # a snare's noise rises at 4-8 kHz at least this many times its rise above 8 kHz (a hat's: 0.8)
 HAT_OVER_SNARE = 1.3  # a hat struck with a snare shows as a top band this much brighter than the snare's own
 ONSET_SHARE = 0.5  # a hit starts at the first frame its band rises by this share of its steepest rise
+PLATEAU_SHARE, PLATEAU_FRAMES = 0.3, 8  # a kick's curve at this share of its peak or more, up to 93 ms before it:
+# the same hit (the kick's attack is looked for from there; see _kick_attack_window)
 MIN_UPPER_HITS = 4  # fewer snares and hats than this: no full kit is playing, so a kick must stand alone:
 MIN_LONE_KICKS = 4  # ... at least this many kicks, each after which the whole band below 150 Hz (not bin by bin)
 LONE_KICK_DECAY = 0.1  # ... has died to this share of its peak: a kick's to under 0.1, a held bass note's 0.7
@@ -392,13 +394,27 @@ def transcribe_drums(samples: np.ndarray, rate: int) -> tuple[Note, ...]:
         (HIHAT, hats, hat, masks[HAT_BAND]),
     ):
         typical = float(np.percentile(curve[frames], 90)) if len(frames) else 1.0
-        for f in frames:
+        for peak in frames:
+            f = _kick_attack_window(flux[bins], curve, peak) if key == KICK else peak
             rose = flux[bins, f : f + PEAK_FRAMES + 1].sum(axis=0)
             first = int(np.argmax(rose >= ONSET_SHARE * rose.max()))  # the attack's start, not its steepest frame
             start = max(0.0, (f + first) * DRUM_HOP / CHORD_RATE - DRUM_PAD_SECONDS)
-            velocity = int(np.clip(40 + 87 * curve[f] / max(typical, 1e-20), 1, 127))
+            velocity = int(np.clip(40 + 87 * curve[peak] / max(typical, 1e-20), 1, 127))
             hits.append(Note(key, start, start + DRUM_NOTE_SECONDS, velocity))
     return tuple(sorted(hits, key=lambda n: (n.start, n.pitch)))
+
+
+def _kick_attack_window(flux: np.ndarray, curve: np.ndarray, peak: int) -> int:
+    """Where to look for a kick's attack: a kick struck with a bass note is seen for as long as the bass note's
+    partials beat in its bins, and the highest point of that plateau can come 50-90 ms after the kick. So the
+    window starts where the kick band rose most (``flux``: bins by frames) since the plateau began: the first
+    frame before ``peak`` from which ``curve`` stays at ``PLATEAU_SHARE`` of the peak, at most
+    ``PLATEAU_FRAMES`` back; a rise's window starts up to ``BEFORE_FRAMES`` early, as at the peak."""
+    start = peak
+    while start > max(0, peak - PLATEAU_FRAMES) and curve[start - 1] >= PLATEAU_SHARE * curve[peak]:
+        start -= 1
+    steepest = start + int(np.argmax(flux[:, start : peak + PEAK_FRAMES + 1].sum(axis=0)))
+    return max(start, steepest - BEFORE_FRAMES)
 
 
 def _decayed_rise(power: np.ndarray, share: float = DECAY_SHARE) -> np.ndarray:
