@@ -29,7 +29,7 @@ from tests.midi_factory import RATE, mix, render_parts, score
 
 NOTES_FLOOR, BASS_FLOOR, CHORDS_FLOOR, DRUMS_FLOOR = 0.9, 0.8, 0.85, 0.8
 # drums from the whole mix (no stems): snare and hi-hat stand clear above 4 kHz; the kick shares its band with the
-# bass, so its floor is lower (the benchmark's 8-bar mixes, three patterns at 84-128 BPM, score 0.74-0.95)
+# bass, so its floor is lower (the benchmark's six 8-bar mixes, three patterns at 84-128 BPM, score 0.69-0.95)
 MIX_KICK_FLOOR, MIX_SNARE_HAT_FLOOR = 0.7, 0.85
 
 

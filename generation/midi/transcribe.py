@@ -29,8 +29,9 @@ old tensorflow, torchcrepe and pesto want torchaudio), so this is signal process
   hat are not heard (the bass keeps the band up).
 - **A mix** (``transcribe_audio``): with Demucs stems, each part from its stem; without them, from
   band-limited parts of the mix: below ``BASS_TOP_HZ`` for the bass and the chords, above ``LEAD_BOTTOM_HZ``
-  for the lead, the whole mix for the drums (on the benchmark's mixes, three patterns at 84-128 BPM: snare F1
-  0.96-1.0, hi-hat 0.89-1.0, kick 0.74-0.95; the kick shares its band with the bass).
+  for the lead, the whole mix for the drums (on the benchmark's six mixes, three patterns at 84-128 BPM: snare F1
+  0.94-1.0, hi-hat 0.89-1.0, kick 0.69-0.95; the kick shares its band with the bass, and a kick struck with a
+  snare while a bass note rings adds too little to that band to be seen: most of the kicks the dance mix misses).
 
 pYIN's cost grows with the square of its pitch bins (its Viterbi pass is dense), so it runs with quarter-tone
 bins over each line's own range: 0.44 CPU seconds per 10 s of hum (``benchmarks/transcription.py``), where
