@@ -107,16 +107,19 @@ class StepTiming:
 def time_steps(
     model: Any, inputs: dict[str, torch.Tensor], positions: Sequence[int], cache_dtype: torch.dtype, guided: bool = True
 ) -> StepTiming:
-    """Time ``Stepper.step`` of fast mode's ``model`` on one request's ``inputs``, stepping from the prefill to each
-    of ``positions`` cached positions; the median of ``STEP_WINDOW`` steps from each counts.
+    """Time ``Stepper.step`` of fast mode's ``model`` on one request's ``inputs`` at each of ``positions`` cached
+    positions: the median of the ``STEP_WINDOW`` steps from there on.
 
-    Every step's tokens are the same random ids: a step's time does not depend on which codes it reads.
+    The cache up to each position is filled with random keys and values rather than stepped through (a thousand
+    steps take minutes on a shared machine), and every step's tokens are the same random ids: a step's time
+    depends on how many positions it reads, not on their values or on which codes it embeds.
     """
     from generation.model.static_decoding import Prefill, Stepper
 
     if not positions or min(positions) < 1:
         raise ValueError(f"positions must be at least 1 (the BOS is cached first), got {list(positions)}")
     last = max(positions) + STEP_WINDOW
+    generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
         prefill = Prefill(model, inputs, None, last, guided)
         stepper = Stepper(model, prefill.rows2, prefill.offset + prefill.ids.shape[-1], cache_dtype)
@@ -124,16 +127,27 @@ def time_steps(
         if min(positions) < stepper.length:
             raise ValueError(f"positions must be at least the prefill's {stepper.length}, got {list(positions)}")
         vocab = model.decoder.config.vocab_size
-        tokens = torch.randint(vocab, (prefill.rows2 * stepper.codebooks,), generator=torch.Generator().manual_seed(0))
+        tokens = torch.randint(vocab, (prefill.rows2 * stepper.codebooks,), generator=generator)
         timed: dict[int, list[float]] = {n: [] for n in positions}
         read = {n: cache_bytes(stepper, n) for n in positions}
-        while stepper.length < last:
-            n = stepper.length
-            started = time.perf_counter()
-            stepper.step(tokens)
-            took = time.perf_counter() - started
-            for start, times in timed.items():
-                if start <= n < start + STEP_WINDOW:
-                    times.append(took)
+        for start in sorted(timed):
+            if stepper.length < start:
+                _fill(stepper, start, generator)
+            while stepper.length < start + STEP_WINDOW:
+                n = stepper.length
+                started = time.perf_counter()
+                stepper.step(tokens)
+                took = time.perf_counter() - started
+                for first, times in timed.items():
+                    if first <= n < first + STEP_WINDOW:
+                        times.append(took)
     seconds = {n: statistics.median(times) for n, times in timed.items()}
     return StepTiming(seconds=seconds, cache_bytes=read, cache_dtype=cache_dtype, rows=prefill.rows2)
+
+
+def _fill(stepper: Any, length: int, generator: torch.Generator) -> None:
+    """Random keys and values for ``stepper``'s positions up to ``length``, which it then counts as cached."""
+    for buffer in (*stepper.keys, *stepper.values):
+        filled = buffer.narrow(2, stepper.length, length - stepper.length)
+        filled.copy_(torch.randn(filled.shape, generator=generator))
+    stepper.length = length
