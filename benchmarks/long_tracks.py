@@ -4,7 +4,9 @@ Builds a randomly initialised musicgen-small of the exact size (as ``benchmarks.
 on the weights' values), then, ``--repeats`` times, interleaved: six clips of ``--seconds / 6`` and one track of
 ``--seconds`` (by default 60 s: windows of 30 s, each later one continuing the last 12 s). Each figure is the best
 of its runs, the ratio is long over clips, and the CPU is named beside them: absolute seconds on a shared 2-core
-machine vary from run to run, the ratio measured side by side much less.
+machine vary from run to run, the ratio measured side by side much less. Beside wall seconds it reports the
+process's CPU seconds: on a machine shared with other work, run it with ``OMP_NUM_THREADS=1`` and read those (two
+OpenMP threads that wait for each other's time slices there spend seconds a step; one thread's CPU time does not).
 
 ``--variant WINDOW:STRIDE`` (repeatable) adds engines with other windows and strides on the same int8 weights,
 measured in the same interleaved rounds, to weigh a setting against today's.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 from dataclasses import dataclass
 
 import torch
@@ -54,10 +57,14 @@ class Setting:
 
 @dataclass
 class Figures:
-    """The best seconds seen for one setting's long track, and the windows it took."""
+    """The best wall and CPU seconds seen for one setting (or for the clips), and the windows it took."""
 
     best: float = float("inf")
+    cpu: float = float("inf")
     windows: int = 0
+
+    def add(self, wall: float, cpu: float, windows: int) -> None:
+        self.best, self.cpu, self.windows = min(self.best, wall), min(self.cpu, cpu), windows
 
 
 def engines(settings: list[Setting], tiny: bool) -> dict[Setting, MusicGenEngine]:
@@ -76,35 +83,39 @@ def engines(settings: list[Setting], tiny: bool) -> dict[Setting, MusicGenEngine
     return made
 
 
-def clips_seconds(engine: MusicGenEngine, seconds: float) -> float:
-    """Compute seconds for ``CLIPS`` separate clips that add up to ``seconds``."""
-    return sum(
-        engine.generate(GenerationSettings(prompt=PROMPT, duration=seconds / CLIPS, seed=i)).seconds_taken
-        for i in range(CLIPS)
-    )
+def timed(engine: MusicGenEngine, seconds: float, seed: int) -> tuple[float, float, int]:
+    """Wall seconds (the engine's own), the process's CPU seconds and the windows of one track of ``seconds``."""
+    cpu = time.process_time()
+    result = engine.generate(GenerationSettings(prompt=PROMPT, duration=seconds, seed=seed))
+    return result.seconds_taken, time.process_time() - cpu, result.windows
 
 
-def measure(args: argparse.Namespace) -> tuple[float, dict[Setting, Figures]]:
-    """Best clips seconds (on today's setting's engine) and each setting's best long-track figures."""
+def clips_seconds(engine: MusicGenEngine, seconds: float) -> tuple[float, float]:
+    """Wall and CPU seconds for ``CLIPS`` separate clips that add up to ``seconds``."""
+    runs = [timed(engine, seconds / CLIPS, i) for i in range(CLIPS)]
+    return sum(run[0] for run in runs), sum(run[1] for run in runs)
+
+
+def measure(args: argparse.Namespace) -> tuple[Figures, dict[Setting, Figures]]:
+    """Best clips figures (on today's setting's engine) and each setting's best long-track figures."""
     settings = [Setting(args.window, args.stride), *args.variant]
     made = engines(settings, args.tiny)
     today = made[settings[0]]
-    clips, figures = float("inf"), {setting: Figures() for setting in settings}
+    clips, figures = Figures(), {setting: Figures() for setting in settings}
     say = print if args.verbose else (lambda *a, **k: None)
     # warm-up: first-use costs (allocations, kernel choices) land outside the timed rounds
     today.generate(GenerationSettings(prompt=PROMPT, duration=1.0, seed=0))
     for round_ in range(args.repeats):
-        clips = min(clips, clips_seconds(today, args.seconds))
-        say(f"round {round_ + 1}: {CLIPS} clips {clips:.1f} s (best so far)")
+        clips.add(*clips_seconds(today, args.seconds), CLIPS)
+        say(f"round {round_ + 1}: {CLIPS} clips {clips.best:.1f} s, {clips.cpu:.1f} s CPU (best so far)")
         for setting, engine in made.items():
-            result = engine.generate(GenerationSettings(prompt=PROMPT, duration=args.seconds, seed=1))
-            figures[setting].best = min(figures[setting].best, result.seconds_taken)
-            figures[setting].windows = result.windows
-            say(f"round {round_ + 1}: {setting.name}: {result.seconds_taken:.1f} s, {result.windows} windows")
+            wall, cpu, windows = timed(engine, args.seconds, 1)
+            figures[setting].add(wall, cpu, windows)
+            say(f"round {round_ + 1}: {setting.name}: {wall:.1f} s, {cpu:.1f} s CPU, {windows} windows")
     return clips, figures
 
 
-def table(args: argparse.Namespace, clips: float, figures: dict[Setting, Figures]) -> str:
+def table(args: argparse.Namespace, clips: Figures, figures: dict[Setting, Figures]) -> str:
     machine = (
         f"{cpu_name()} ({cpu_flags()}), {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
@@ -113,13 +124,14 @@ def table(args: argparse.Namespace, clips: float, figures: dict[Setting, Figures
     lines = [
         f"Machine: {machine}. Model: {model}, fast mode (int8), guidance 3, best of {args.repeats}, interleaved.",
         "",
-        f"| {args.seconds:g} s of audio, fast mode | {CLIPS} x {args.seconds / CLIPS:g} s clips (s) "
-        "| one track (s) | track vs clips | goal |",
+        f"| {args.seconds:g} s of audio, fast mode | {CLIPS} x {args.seconds / CLIPS:g} s clips: wall (CPU) s "
+        "| one track: wall (CPU) s | track vs clips: wall (CPU) | goal |",
         "|---|---|---|---|---|",
     ]
     for setting, got in figures.items():
         lines.append(
-            f"| {setting.name} ({got.windows} windows) | {clips:.1f} | {got.best:.1f} | {got.best / clips:.2f}x "
+            f"| {setting.name} ({got.windows} windows) | {clips.best:.1f} ({clips.cpu:.1f}) "
+            f"| {got.best:.1f} ({got.cpu:.1f}) | {got.best / clips.best:.2f}x ({got.cpu / clips.cpu:.2f}x) "
             "| within 1.15x |"
         )
     return "\n".join(lines) + "\n"

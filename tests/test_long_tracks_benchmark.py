@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_long_tracks_benchmark_prints_clips_beside_each_setting_with_the_cpu_named(capsys):
+def test_long_tracks_benchmark_prints_clips_beside_each_setting_in_wall_and_cpu_seconds_with_the_cpu_named(capsys):
     from benchmarks.bench import cpu_name
     from benchmarks.long_tracks import main
 
@@ -16,7 +16,7 @@ def test_long_tracks_benchmark_prints_clips_beside_each_setting_with_the_cpu_nam
     assert cpu_name() in printed
     assert "| 2 s windows, 1 s of context (5 windows) |" in printed
     assert "| 2 s windows, 0.5 s of context (4 windows) |" in printed
-    assert "6 x 1 s clips" in printed
+    assert "6 x 1 s clips" in printed and "track vs clips: wall (CPU)" in printed
 
 
 def test_a_variant_that_is_not_window_colon_stride_is_refused_by_name():
