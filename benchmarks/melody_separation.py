@@ -10,9 +10,10 @@ and ``MelodySeparator.prepare`` is timed on the upload, then again (a cache hit)
 
 Random weights measure speed exactly, but agreement only partly: a random htdemucs has its layer scales at their
 initial 1e-4, so its transformer and the convolutions' residual branches barely reach the output, which hides the
-error int8 and bfloat16 add there. ``stressed`` rows repeat those comparisons with every layer scale at 1.
+error int8 and bfloat16 add there. With ``--levers`` each lever is also measured alone, and the ``stressed`` column
+repeats the int8 and bfloat16 comparisons with every layer scale at 1.
 
-    python -m benchmarks.melody_separation [--seconds 30] [--rounds 1] [--tiny]
+    python -m benchmarks.melody_separation [--seconds 30] [--rounds 1] [--levers] [--tiny]
 
 ``--tiny`` runs the same code with the tests' tiny Demucs in seconds (the test suite does, so this cannot rot).
 """
@@ -56,21 +57,23 @@ HTDEMUCS = {
 }
 SONG_RATE = 44_100  # a song as people upload it
 TODAY = "today (stems export)"
-# Each lever alone against today's settings, then together: name -> (settings, torch threads; 0 = as set). Shifts
-# are 0 today already; an overlap of 0 runs as many segments as the fitted overlap (4 for 30 s).
+NEW = "melody path (new)"
+# Today's settings and the melody path's, then (--levers) each lever alone: name -> (settings, torch threads; 0 = as
+# set). Shifts are 0 today already.
 VARIANTS: dict[str, tuple[SeparationSettings, int]] = {
     TODAY: (EXPORT_SEPARATION, 0),
-    "fitted overlap": (replace(EXPORT_SEPARATION, overlap=0.1, fit_segments=True), 0),
+    NEW: (MELODY_SEPARATION, 0),
+}
+LEVERS: dict[str, tuple[SeparationSettings, int]] = {
+    "no tail segment": (replace(EXPORT_SEPARATION, skip_tail=True), 0),
+    "overlap 0": (replace(EXPORT_SEPARATION, overlap=0.0), 0),
     "int8 linear": (replace(EXPORT_SEPARATION, int8=True), 0),
     "bf16 autocast": (replace(EXPORT_SEPARATION, bf16=True), 0),
     "1 torch thread": (EXPORT_SEPARATION, 1),
-    "fitted + int8": (MELODY_SEPARATION, 0),
-    "fitted + int8 + bf16": (replace(EXPORT_SEPARATION, overlap=0.1, fit_segments=True, int8=True, bf16=True), 0),
 }
-STRESSED = ("int8 linear", "bf16 autocast")  # compared again, on one segment, with every layer scale at 1
+STRESSED = ("int8 linear", "bf16 autocast")  # with --levers: compared again, on one segment, every layer scale at 1
 STRESSED_SECONDS = 5.0  # one segment at every overlap
 TEST_MIXES = ((0.15, 0.6, 0.6), (0.3, 0.6, 0.0))  # (tune, bass, drums) levels of the tests' songs also measured
-SONG_SECONDS = 15.0  # their length (at most the upload's)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,6 @@ class Figures:
         ]
         for row in self.rows:
             settings = row.settings.describe() + (f", {row.threads} thread" if row.threads else "")
-            settings += " <- melody path" if row.settings == MELODY_SEPARATION and not row.threads else ""
             stressed = "" if row.stressed_agreement is None else f"{row.stressed_agreement:.1%}"
             lines.append(
                 f"{row.name:<22}{settings:<58}{row.wall_seconds:>8.1f}{today.wall_seconds / row.wall_seconds:>8.2f}x"
@@ -198,8 +200,8 @@ def hummed_songs(seconds: float) -> dict[str, np.ndarray]:
     return songs
 
 
-def measure(seconds: float = 30.0, tiny: bool = False, rounds: int = 1) -> Figures:
-    """Separate a ``seconds`` upload every way in ``VARIANTS`` (interleaved ``rounds`` times), then the rest."""
+def measure(seconds: float = 30.0, tiny: bool = False, rounds: int = 1, levers: bool = False) -> Figures:
+    """Separate a ``seconds`` upload every way in ``VARIANTS`` (and ``LEVERS``), interleaved ``rounds`` times."""
     model = build_demucs(tiny)
     parameters = sum(p.numel() for p in model.parameters())
     separator = StemSeparator.from_model(model, name="htdemucs-random")
@@ -210,23 +212,25 @@ def measure(seconds: float = 30.0, tiny: bool = False, rounds: int = 1) -> Figur
         loaded = load_audio(path, SAMPLING_RATE, max_seconds=30.0)
         load_seconds = time.perf_counter() - started
     # 1. Every way, side by side: the best of the rounds, each round in the same order
-    for settings, _ in VARIANTS.values():
+    variants = VARIANTS | (LEVERS if levers else {})
+    for settings, _ in variants.values():
         separator._model_for(settings)  # the int8 copy is made once per model, not per upload
     melody_classes(separator, loaded.samples[:SAMPLING_RATE], EXPORT_SEPARATION)  # warm-up: one segment
     best: dict[str, tuple] = {}
     for _ in range(rounds):
-        for name, (settings, threads) in VARIANTS.items():
+        for name, (settings, threads) in variants.items():
             result = timed(separator, loaded.samples, settings, threads)
             if name not in best or result[1] < best[name][1]:
                 best[name] = result
     today = best[TODAY][0]
     # 2. The levers that change numbers inside the network, again with every layer scale at 1
-    harsh = StemSeparator.from_model(stressed(model), name="htdemucs-random-stressed")
-    clip = loaded.samples[: round(STRESSED_SECONDS * SAMPLING_RATE)]
-    harsh_today = melody_classes(harsh, clip, EXPORT_SEPARATION)
-    harsh_agreement = {
-        name: float((melody_classes(harsh, clip, VARIANTS[name][0]) == harsh_today).mean()) for name in STRESSED
-    }
+    harsh_agreement = {}
+    if levers:
+        harsh = StemSeparator.from_model(stressed(model), name="htdemucs-random-stressed")
+        clip = loaded.samples[: round(STRESSED_SECONDS * SAMPLING_RATE)]
+        harsh_today = melody_classes(harsh, clip, EXPORT_SEPARATION)
+        for name in STRESSED:
+            harsh_agreement[name] = float((melody_classes(harsh, clip, variants[name][0]) == harsh_today).mean())
     rows = tuple(
         Row(
             name,
@@ -237,14 +241,13 @@ def measure(seconds: float = 30.0, tiny: bool = False, rounds: int = 1) -> Figur
             float((best[name][0] == today).mean()),
             harsh_agreement.get(name),
         )
-        for name, (settings, threads) in VARIANTS.items()
+        for name, (settings, threads) in variants.items()
     )
     # 3. Chroma agreement on more synthetic songs
     mix_classes = ChromaExtractor()(loaded.samples, SAMPLING_RATE)[0].argmax(-1).numpy()
-    new = next(name for name, (settings, threads) in VARIANTS.items() if settings == MELODY_SEPARATION)
     unchanged = float((today == mix_classes).mean())
-    songs = [("bench song: saw bass, kick, sine tune", rows[list(VARIANTS).index(new)].agreement, unchanged)]
-    for song, mix in hummed_songs(min(seconds, SONG_SECONDS)).items():
+    songs = [("bench song: saw bass, kick, sine tune", rows[list(variants).index(NEW)].agreement, unchanged)]
+    for song, mix in hummed_songs(seconds).items():
         old = melody_classes(separator, mix, EXPORT_SEPARATION)
         new = melody_classes(separator, mix, MELODY_SEPARATION)
         plain = ChromaExtractor()(mix, SAMPLING_RATE)[0].argmax(-1).numpy()
@@ -282,9 +285,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the upload (default 30)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved timing rounds, best kept (default 1)")
+    parser.add_argument("--levers", action="store_true", help="also each lever alone, and the stressed comparisons")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny Demucs: checks the code runs")
     args = parser.parse_args()
-    figures = measure(args.seconds, args.tiny, args.rounds)
+    figures = measure(args.seconds, args.tiny, args.rounds, args.levers)
     print(f"Machine: {machine()}; torch {torch.__version__}")
     for line in figures.lines():
         print(line)

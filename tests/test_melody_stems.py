@@ -12,6 +12,7 @@ import inspect
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -423,15 +424,15 @@ def separation_runs(separator: StemSeparator, samples: np.ndarray, settings: Sep
 
 
 def test_the_export_keeps_todays_demucs_settings():
-    assert EXPORT_SEPARATION == SeparationSettings(overlap=0.25, shifts=0, fit_segments=False, int8=False, bf16=False)
+    assert EXPORT_SEPARATION == SeparationSettings(overlap=0.25, shifts=0, skip_tail=False, int8=False, bf16=False)
     assert inspect.signature(StemSeparator.separate).parameters["settings"].default is EXPORT_SEPARATION
     assert MelodySeparator(SplitByConstruction(), config=ServerConfig()).settings is MELODY_SEPARATION
-    assert MELODY_SEPARATION.fit_segments and MELODY_SEPARATION.int8 and MELODY_SEPARATION != EXPORT_SEPARATION
+    assert MELODY_SEPARATION.skip_tail and MELODY_SEPARATION.int8 and MELODY_SEPARATION != EXPORT_SEPARATION
 
 
-def test_the_melody_path_runs_fewer_segments_with_int8_linear_layers_while_the_export_runs_todays():
+def test_the_melody_path_skips_the_padding_segment_and_runs_int8_linear_layers_while_the_export_runs_todays():
     separator = StemSeparator.from_model(build_tiny_demucs(), name="tiny-htdemucs")  # its own: the int8 copy
-    mix = mix_of(synthetic_song(6.0))  # three of the tiny Demucs' 2 s segments
+    mix = mix_of(synthetic_song(5.0))  # the tiny Demucs' 2 s segments start every 1.5 s
     calls = CountingSeparator(separator)
 
     exported = separation_runs(separator, mix, EXPORT_SEPARATION)
@@ -440,17 +441,33 @@ def test_the_melody_path_runs_fewer_segments_with_int8_linear_layers_while_the_e
     separated_for_melody = separation_runs(separator, mix, calls.settings[0])
 
     assert calls.settings == [MELODY_SEPARATION]
-    assert exported == 4  # overlap 0.25: a segment every 1.5 s, the last one mostly padding
-    assert separated_for_melody == 3  # the fewest that cover 6 s
+    assert exported == 4  # the 4th starts at 4.5 s, though the 3rd reaches the end
+    assert separated_for_melody == 3
     assert made_for_export is None  # the export never quantises
     quantised = separator._int8[1]
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantised.modules())
     assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in separator._model.modules())
 
 
-@pytest.mark.parametrize("levels", [(0.15, 0.6, 0.6), (0.3, 0.6, 0.0)])
+def test_skipping_the_padding_segment_changes_the_stems_only_where_it_was(separator):
+    mix = mix_of(synthetic_song(5.0))
+
+    today = separator.separate(mix[None], RATE)
+    skipped = separator.separate(mix[None], RATE, settings=replace(EXPORT_SEPARATION, skip_tail=True))
+    whole = separator.separate(
+        mix_of(synthetic_song(6.0))[None], RATE, settings=replace(EXPORT_SEPARATION, skip_tail=True)
+    )
+
+    start = round(4.45 * RATE)  # the skipped segment began at 4.5 s (resampling back to 32 kHz spreads it a little)
+    for name in today:
+        np.testing.assert_allclose(today[name][:, :start], skipped[name][:, :start], atol=1e-5)
+        assert not np.allclose(today[name][:, start:], skipped[name][:, start:], atol=1e-3)
+    assert np.array_equal(whole["vocals"], separator.separate(mix_of(synthetic_song(6.0))[None], RATE)["vocals"])
+
+
+@pytest.mark.parametrize("levels", [(0.15, 0.6, 0.6), (0.3, 0.6, 0.0), (0.4, 0.3, 0.3)])
 def test_the_cheaper_separation_gives_the_melody_chroma_of_todays_on_nearly_every_frame(separator, levels):
-    mix = mix_of(synthetic_song(6.0, *levels))
+    mix = mix_of(synthetic_song(9.5, *levels))  # 7 segments today, the last one skipped
 
     def melody_classes(settings: SeparationSettings) -> np.ndarray:
         stems = separator.separate(mix[None], RATE, settings=settings)
@@ -458,7 +475,7 @@ def test_the_cheaper_separation_gives_the_melody_chroma_of_todays_on_nearly_ever
 
     today, cheaper = melody_classes(EXPORT_SEPARATION), melody_classes(MELODY_SEPARATION)
 
-    assert (today != pitch_classes(mix)).mean() > 0.5  # separation matters for these songs' chroma
+    assert (today != pitch_classes(mix)).mean() > 0.3  # separation matters for these songs' chroma
     assert (cheaper == today).mean() >= 0.95
 
 

@@ -17,7 +17,6 @@ minutes (demucs' own ``get_model`` retries the hub, then falls back to another s
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import warnings
@@ -53,9 +52,9 @@ class SeparationSettings:
 
     overlap: float = OVERLAP  # fraction of each segment cross-faded with the next, 0 to 0.9
     shifts: int = 0  # random time shifts averaged; each one is a whole extra pass (about 0.2 dB SDR for double time)
-    fit_segments: bool = False  # True: overlap shrunk so the fewest whole segments cover the track (see _overlap_for)
+    skip_tail: bool = False  # True: no segment starts once the one before reaches the end (see _offsets)
     int8: bool = False  # True: the linear layers (the transformer's) run with int8 weights, on a second model copy
-    bf16: bool = False  # True: bfloat16 autocast (convolutions and matrix products on AMX/AVX-512 bf16)
+    bf16: bool | None = False  # True: bfloat16 autocast; None: only where the CPU has AMX (slow without it)
 
     def __post_init__(self) -> None:
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, float)) or not 0 <= self.overlap <= 0.9:
@@ -65,16 +64,17 @@ class SeparationSettings:
 
     def describe(self) -> str:
         """One line for logs and benchmarks."""
-        parts = [f"overlap {self.overlap:g}" + (" fitted" if self.fit_segments else ""), f"shifts {self.shifts}"]
-        parts += ["int8 linear" if self.int8 else "fp32 linear", "bf16 autocast" if self.bf16 else "fp32"]
+        bf16 = {True: "bf16 autocast", False: "fp32", None: "bf16 if AMX"}[self.bf16]
+        parts = [f"overlap {self.overlap:g}" + (", no tail segment" if self.skip_tail else ""), f"shifts {self.shifts}"]
+        parts += ["int8 linear" if self.int8 else "fp32 linear", bf16]
         return ", ".join(parts)
 
 
 EXPORT_SEPARATION = SeparationSettings()  # the stems download: demucs' defaults, no random shifts
-# The melody path keeps only the chroma of vocals plus other, an argmax per 128 ms frame, which small changes to
-# the stems rarely move: the fewest whole segments (30 s is 4 of 7.8 s, not 6 with a last one mostly padding) and
-# int8 linear layers; see docs/performance.md for what each lever saved and what it changed.
-MELODY_SEPARATION = SeparationSettings(overlap=0.1, fit_segments=True, int8=True)
+# The melody path keeps only the chroma of vocals plus other, an argmax per 128 ms frame: today's segments but
+# not a last one that is mostly padding (30 s is 5 of 7.8 s, not 6), int8 linear layers, bfloat16 where the CPU
+# has AMX. Fewer, less overlapped segments were faster still but moved the chroma (docs/performance.md).
+MELODY_SEPARATION = SeparationSettings(skip_tail=True, int8=True, bf16=None)
 
 
 class StemSeparator:
@@ -177,16 +177,19 @@ class StemSeparator:
 
         # 3. Separate in overlapping segments, on the level demucs was trained on
         mean, std = float(mix.mean()), float(mix.mean(axis=0).std()) + 1e-8
-        overlap = _overlap_for(model, mix.shape[-1], settings)
-        watcher = _SegmentWatcher(_segments_total(model, mix.shape[-1], settings, overlap), on_progress, cancel)
-        with self._separate_lock, torch.inference_mode():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16 and self.device == "cpu"):
+        watcher = _SegmentWatcher(_segments_total(model, mix.shape[-1], settings), on_progress, cancel)
+        bf16 = self.device == "cpu" and (_has_amx() if settings.bf16 is None else settings.bf16)
+        with self._separate_lock, torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            normalised = torch.from_numpy((mix - mean) / std)[None]
+            if settings.skip_tail and not settings.shifts:
+                estimates = _without_tail(model, normalised, settings.overlap, self.device, watcher)[0]
+            else:
                 estimates = apply_model(
                     model,
-                    torch.from_numpy((mix - mean) / std)[None],
+                    normalised,
                     shifts=settings.shifts,
                     split=True,
-                    overlap=overlap,
+                    overlap=settings.overlap,
                     device=self.device,
                     callback=watcher,
                 )[0]
@@ -237,19 +240,59 @@ def _int8_copy(model: Any) -> Any:
         )
 
 
-def _overlap_for(model: Any, length: int, settings: SeparationSettings) -> float:
-    """The overlap to give apply_model for ``length`` samples at the model's rate.
+def _without_tail(model: Any, mix: Any, overlap: float, device: str, callback: Callable[[dict], None]) -> Any:
+    """apply_model's split and cross-fade for ``[batch, channels, samples]``, minus the segments ``_offsets`` skips.
 
-    apply_model starts a segment every ``(1 - overlap) * segment`` samples until the track's end, and pads each to
-    the full segment: 30 s at htdemucs' 7.8 s and overlap 0.25 is 6 segments, the last holding 0.75 s of audio. With
-    ``fit_segments`` the overlap is shrunk (never grown) until the fewest segments that can cover the track do.
+    The stems are apply_model's up to the start of the first skipped segment, and its single covering segment's
+    from there on.
     """
-    if not settings.fit_segments:
-        return settings.overlap
-    segment_length = min(int(model.samplerate * Fraction(sub.segment)) for sub in getattr(model, "models", [model]))
-    needed = max(1, math.ceil(length / segment_length))
-    widest = 1 - (math.ceil(length / needed) + 1) / segment_length  # a stride of at least length / needed
-    return min(settings.overlap, max(0.0, widest))
+    import torch
+    from demucs.apply import BagOfModels, TensorChunk, apply_model
+
+    bag = isinstance(model, BagOfModels)
+    subs, bag_weights = (model.models, model.weights) if bag else ([model], [[1.0] * len(model.sources)])
+    estimates, totals = 0.0, [0.0] * len(model.sources)
+    for sub, source_weights in zip(subs, bag_weights, strict=True):
+        segment = int(model.samplerate * Fraction(sub.segment))
+        weight = torch.cat([torch.arange(1, segment // 2 + 1), torch.arange(segment - segment // 2, 0, -1)]).float()
+        weight = weight / weight.max()  # apply_model's triangle (transition power 1)
+        out = torch.zeros(mix.shape[0], len(model.sources), *mix.shape[1:])
+        total = torch.zeros(mix.shape[-1])
+        for offset in _offsets(mix.shape[-1], segment, overlap, skip_tail=True):
+            part = apply_model(
+                sub, TensorChunk(mix, offset, segment), shifts=0, split=False, device=device, callback=callback
+            ).to(out.device)
+            out[..., offset : offset + part.shape[-1]] += weight[: part.shape[-1]] * part
+            total[offset : offset + part.shape[-1]] += weight[: part.shape[-1]]
+        out /= total
+        for k, source_weight in enumerate(source_weights):
+            out[:, k] *= source_weight
+            totals[k] += source_weight
+        estimates = estimates + out
+    for k in range(len(model.sources)):
+        estimates[:, k] /= totals[k]
+    return estimates
+
+
+def _offsets(length: int, segment: int, overlap: float, skip_tail: bool) -> list[int]:
+    """Where segments start in a track of ``length`` samples: every ``(1 - overlap) * segment``, as apply_model.
+
+    apply_model starts one until the track's end and pads each to the full segment, so 30 s at htdemucs' 7.8 s
+    and 0.25 is 6 segments, the last holding 0.75 s of audio that the 5th already covers. ``skip_tail`` drops
+    such segments.
+    """
+    stride = max(1, int((1 - overlap) * segment))
+    return [o for o in range(0, length, stride) if not skip_tail or o == 0 or o - stride + segment < length]
+
+
+def _has_amx() -> bool:
+    """True where the CPU has AMX tiles, on which bfloat16 convolutions and matrix products are fast."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
 
 
 class _SegmentWatcher:
@@ -268,13 +311,13 @@ class _SegmentWatcher:
                 self.on_progress(min(self.done / self.total, 1.0))
 
 
-def _segments_total(model: Any, length: int, settings: SeparationSettings, overlap: float) -> int:
+def _segments_total(model: Any, length: int, settings: SeparationSettings) -> int:
     """How many times apply_model will run a network on ``length`` samples (for progress)."""
     total = 0
+    skip_tail = settings.skip_tail and not settings.shifts
     for sub in getattr(model, "models", [model]):
-        segment_length = int(model.samplerate * Fraction(sub.segment))
-        stride = max(1, int((1 - overlap) * segment_length))
-        total += len(range(0, length, stride)) * max(1, settings.shifts)
+        segment = int(model.samplerate * Fraction(sub.segment))
+        total += len(_offsets(length, segment, settings.overlap, skip_tail)) * max(1, settings.shifts)
     return total
 
 
