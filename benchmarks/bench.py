@@ -709,7 +709,7 @@ def floor_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row
         ),
     ]
     loop = steps * timing.seconds[middle]
-    at_floor = steps * floors[middle] + app - loop
+    at_floor = steps * floors[middle] + max(app - loop, 0.0)  # the rest: what the clip spends outside its steps
     rows.append(
         Row(
             f"fast mode, {clip:g} s clip: its {steps} steps at the step measured at {middle} positions (their middle) "
