@@ -2,8 +2,8 @@
 
 Builds a randomly initialised ``HTDemucs`` with the arguments of the published htdemucs (speed does not depend on
 the weights' values), writes a synthetic 30 s song to a WAV file and loads it as ``Studio`` does (``load_audio``:
-mono, 32 kHz). Then, side by side in one run, separates it with the stems export's settings (today's), with each
-cheaper lever alone, and with the melody path's settings (``MELODY_SEPARATION``), printing wall and CPU seconds
+mono, 32 kHz). Then, side by side in one run, separates it with the stems export's settings (today's) and the
+melody path's (``MELODY_SEPARATION``), and with ``--levers`` each cheaper lever alone, printing wall and CPU seconds
 and how many chroma frames (the one-hot chroma MusicGen-Melody reads, of vocals plus other) equal today's. Two more
 synthetic songs (the tests' hummed tune over bass and drums) are separated both ways for their chroma agreement,
 and ``MelodySeparator.prepare`` is timed on the upload, then again (a cache hit).
