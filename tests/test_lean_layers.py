@@ -11,7 +11,7 @@ from transformers.generation.stopping_criteria import StoppingCriteriaList
 
 from generation.model.chroma import MelodyProcessor
 from generation.model.engine import MusicGenEngine
-from generation.model.lean_layers import join_qkv, lean_layers
+from generation.model.lean_layers import join_qkv, lean_layers, rowwise_int8
 from generation.model.spec import EngineSpec
 from generation.model.types import Melody
 from generation.settings import GenerationSettings
@@ -113,3 +113,49 @@ def test_engines_run_their_decoders_through_the_lean_layers(tiny_model_dir, fast
     engine.load()
     layers = engine._model.decoder.model.decoder.layers
     assert all(layer.forward.__func__.__module__ == "generation.model.lean_layers" for layer in layers)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_int8_rows_give_the_same_values_alone_or_batched(bias):
+    """Each row is quantised with its own scale: loud, quiet and silent rows do not move one another."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 40, bias=bias)
+    quantized = quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear: per_channel_dynamic_qconfig})[0]
+    call = rowwise_int8(quantized)
+    rows = torch.stack([torch.randn(96) * 300, torch.randn(96) * 1e-3, torch.zeros(96), torch.randn(96)])
+    together = call(rows)
+    for i, row in enumerate(rows):
+        np.testing.assert_array_equal(call(row[None]).numpy(), together[i : i + 1].numpy())
+    assert torch.isfinite(together).all()
+    exact = linear(rows).detach()
+    np.testing.assert_array_equal(together[2].numpy(), exact[2].numpy())  # a silent row gives just the bias
+
+    def error(made: torch.Tensor, i: int) -> float:
+        return float((made[i] - exact[i]).abs().max() / exact[i].abs().max())
+
+    for i in (0, 1, 3):  # each row within a few percent of its own size, however small it is
+        assert error(together, i) < 0.04, (i, error(together, i))
+    shared_scale = quantized(rows).detach()  # torch's own call: one scale for all rows, the loud one's
+    assert error(shared_scale, 1) > 10 * error(together, 1)  # the quiet row, drowned by the loud row's scale
+    assert together.shape == (4, 40) and call(rows.view(2, 2, 96)).shape == (2, 2, 40)
+    assert rowwise_int8(linear) is None  # a float layer is not an int8 one
+
+
+def test_int8_rows_at_full_scale_sum_without_overflow():
+    """The worst case for 16-bit sums of products: every activation and weight at its largest magnitude.
+
+    Rows get 8 bits only on CPUs with VNNI (32-bit sums); a wrong guess would clip these outputs."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    linear = torch.nn.Linear(512, 4, bias=False)
+    linear.weight.data.fill_(0.5)
+    linear.weight.data[1] *= -1
+    linear.weight.data[2, ::2] *= -1
+    quantized = quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear: per_channel_dynamic_qconfig})[0]
+    rows = torch.ones(3, 512)
+    rows[1] *= -1
+    rows[2, 1::2] = -1
+    exact = linear(rows).detach()
+    np.testing.assert_allclose(rowwise_int8(quantized)(rows).numpy(), exact.numpy(), rtol=0.01, atol=0.01 * 256)

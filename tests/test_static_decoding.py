@@ -264,7 +264,7 @@ def test_fast_mode_decodes_audio_with_an_int8_recurrent_layer(tiny_model_dir):
 
 @pytest.mark.parametrize("cache", ["float32", "bfloat16"])
 def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_dir, cache):
-    """int8 matmuls quantise their input with one scale for all its rows: each request's rows run on their own.
+    """int8 matmuls quantise each row with its own scale: a request's rows do not see their batch-mates'.
 
     Both caches a CPU may get (``cpu_cache_dtype``), whichever this machine's is."""
     fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache))
@@ -286,6 +286,28 @@ def test_fast_mode_gives_a_request_the_same_audio_alone_or_batched(tiny_model_di
     assert max(result.batch_size for result in batched) > 1
     for request, together in zip(requests, batched, strict=True):
         np.testing.assert_array_equal(fast.generate(request).codes, together.codes)
+
+
+def test_takes_run_their_first_forward_once_and_match_each_seed_alone(tiny_model_dir):
+    """Takes differ only in their seeds, which the first forward does not read: it runs for one of them."""
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
+    fast.load()
+    code_rows: list[int] = []
+    hook = fast._model.decoder.register_forward_pre_hook(
+        lambda _module, args, kwargs: code_rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        prompt = AudioPrompt(TONE[None, : RATE // 2], RATE)
+        takes = fast.generate_takes(settings(negative_prompt="drums"), 3, audio_prompt=prompt)
+        one = code_rows.pop()
+        alone = [fast.generate(take.settings, audio_prompt=prompt) for take in takes]
+    finally:
+        hook.remove()
+    assert [take.batch_size for take in takes] == [3, 3, 3] and not code_rows[:-3]
+    assert code_rows == [one] * 3  # three takes' first forward read the rows of one request alone
+    for take, single in zip(takes, alone, strict=True):
+        np.testing.assert_array_equal(single.codes, take.codes)
+    assert len({take.codes.tobytes() for take in takes}) == 3  # the seeds still make three different takes
 
 
 def test_buckets_beyond_the_limit_drop_the_least_recently_used(pair, monkeypatch):

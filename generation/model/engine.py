@@ -495,7 +495,6 @@ class MusicGenEngine(SpecEngine):
             sampler.guided,
             cache_dtype=self._cpu_cache_dtype() if self.mode == "fast" else self._model.decoder.dtype,
             graphs=graphs,
-            per_request=self.mode == "fast",  # int8 matmuls: a request's values must not depend on its batch
         )
 
     def _cpu_cache_dtype(self) -> Any:

@@ -114,12 +114,13 @@ def quantize_decoder(decoder: Any) -> Any:
     """Fast mode's decoder, changed in place: joined QKV projections, int8 linear layers, lean layers.
 
     The float weight tensors are only read, so a decoder sharing them with another model may be passed.
-    Weights are int8 with a scale per output channel; activations are quantised per call.
+    Weights are int8 with a scale per output channel; activations are quantised per call, each row with its own
+    scale (``rowwise_int8``).
     """
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from .lean_layers import join_qkv, lean_layers
+    from .lean_layers import join_qkv, lean_layers, rowwise_int8
 
     join_qkv(decoder)
     with warnings.catch_warnings():
@@ -128,6 +129,10 @@ def quantize_decoder(decoder: Any) -> Any:
         quantized = quantize_dynamic(
             decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
         )
+    for module in quantized.modules():  # the heads too, which transformers' forward calls as modules
+        call = rowwise_int8(module)
+        if call is not None:
+            module.forward = call
     return lean_layers(quantized)
 
 

@@ -15,9 +15,9 @@ the arithmetic. This loop:
    ``StepWatcher`` (progress, streaming, cancel), as ``generate``'s loop does.
 
 On CPU (fast mode) attention reads only the filled part of the cache, kept in bfloat16 on CPUs with AMX (half
-the bytes attention reads per step) and in float32 elsewhere (``cpu_cache_dtype``), and each request's rows run
-through the int8 matmuls on their own (``per_request``), so a request's audio does not depend on what it is
-batched with. On CUDA the step has fixed shapes
+the bytes attention reads per step) and in float32 elsewhere (``cpu_cache_dtype``), and the int8 matmuls quantise
+each row with its own scale (``lean_layers.rowwise_int8``), so a batch's requests share each read of the weights
+and a request's audio does not depend on what it is batched with. On CUDA the step has fixed shapes
 (attention over the whole buffer with a mask, the position as a tensor) and is captured once per bucket of
 batch rows, cache length and text length as a CUDA graph (``CudaGraphSteps``), then replayed: one launch per
 step.
@@ -72,13 +72,11 @@ def _has_amx() -> bool:
 class Prefill:
     """The first forward of a window, through transformers: conditioning, delay pattern, cache and logits.
 
-    ``per_request`` runs each request's forward on its own (fast mode: int8 matmuls quantise their input with
-    one scale for all its rows, so a request's values would otherwise depend on what it is batched with).
+    Requests whose forward would be the same (takes and a section's candidates differ only in their seeds) run
+    it once; their rows share its results.
     """
 
-    def __init__(
-        self, model: Any, inputs: dict[str, torch.Tensor], prompt, steps: int, guided: bool, per_request: bool = False
-    ):
+    def __init__(self, model: Any, inputs: dict[str, torch.Tensor], prompt, steps: int, guided: bool):
         from transformers.masking_utils import create_bidirectional_mask
 
         # 1. Conditioning, with transformers' own method (a negative prompt's wrapper included)
@@ -100,50 +98,51 @@ class Prefill:
         self.ids = self.pattern.clone()
         self.ids[:, : self.start] = ids
 
-        # 3. The first forward, as generate's first iteration runs it: the whole batch at once, or each request
-        # on its own (then the rows are request-major: request 0's conditional and unconditional rows, request 1's...)
+        # 3. The first forward, as generate's first iteration runs it, for each distinct request once: takes and
+        # a section's candidates differ only in their seeds, which the forward does not read
         batch, halves = input_ids.shape[0], 2 if guided else 1
-        self.request_major = per_request and batch > 1
-        groups = [list(range(batch * halves))]
-        if self.request_major:
-            groups = [[i + half * batch for half in range(halves)] for i in range(batch)]
         codebooks = model.decoder.num_codebooks
-        outs = []
-        for group in groups:
-            requests = sorted({row % batch for row in group})
-            code_rows = [r * codebooks + c for r in requests for c in range(codebooks)]
-            step_inputs = model.prepare_inputs_for_generation(
-                ids[code_rows],
-                past_key_values=None,
-                use_cache=True,
-                decoder_delay_pattern_mask=self.pattern[code_rows],
-                guidance_scale=config.guidance_scale,
-                is_first_iteration=True,
-                **_rows_of(kwargs, group, batch * halves),
-            )
-            outs.append(model(**step_inputs, return_dict=True))
-        self.logits = torch.cat([out.logits[:, -1, :] for out in outs]).float()  # [rows * halves, vocab]
-        caches = [out.past_key_values for out in outs]
-        owns = [getattr(cache, "self_attention_cache", cache) for cache in caches]
-        self.keys = [torch.cat([own.layers[i].keys for own in owns]) for i in range(len(owns[0].layers))]
-        self.values = [torch.cat([own.layers[i].values for own in owns]) for i in range(len(owns[0].layers))]
+        firsts = _first_of_each(ids, kwargs, batch, halves, codebooks)
+        distinct = sorted(set(firsts))
+        forward_rows = [request + half * batch for half in range(halves) for request in distinct]
+        code_rows = [request * codebooks + c for request in distinct for c in range(codebooks)]
+        step_inputs = model.prepare_inputs_for_generation(
+            ids[code_rows],
+            past_key_values=None,
+            use_cache=True,
+            guidance_scale=config.guidance_scale,
+            is_first_iteration=True,
+            decoder_delay_pattern_mask=self.pattern[code_rows],
+            **_rows_of(kwargs, forward_rows, batch * halves),
+        )
+        out = model(**step_inputs, return_dict=True)
+        # Every row takes its request's first copy: request r's row in half h is distinct's row h * len + index
+        where = {request: i for i, request in enumerate(distinct)}
+        spread = torch.tensor(
+            [where[firsts[row % batch]] + (row // batch) * len(distinct) for row in range(batch * halves)],
+            device=ids.device,
+        )
+        spread_codes = (spread[:, None] * codebooks + torch.arange(codebooks, device=ids.device)).flatten()
+        self.logits = out.logits[:, -1, :].float().index_select(0, spread_codes)  # [rows * halves, vocab]
+        cache = out.past_key_values
+        own = getattr(cache, "self_attention_cache", cache)
+        self.keys = [layer.keys.index_select(0, spread) for layer in own.layers]
+        self.values = [layer.values.index_select(0, spread) for layer in own.layers]
         self.offset = self.keys[0].shape[-2] - self.start  # a melody's prefix (chroma and text) comes first
 
         # 4. Cross-attention on the text (MusicGen; MusicGen-Melody reads it as the prefix instead)
-        crosses = [getattr(cache, "cross_attention_cache", None) for cache in caches]
+        cross = getattr(cache, "cross_attention_cache", None)
         self.cross_keys = self.cross_values = self.cross_mask = None
-        if crosses[0] is not None and len(crosses[0].layers) and crosses[0].layers[0].keys is not None:
-            layers = range(len(crosses[0].layers))
-            self.cross_keys = [torch.cat([cross.layers[i].keys for cross in crosses]) for i in layers]
-            self.cross_values = [torch.cat([cross.layers[i].values for cross in crosses]) for i in layers]
+        if cross is not None and len(cross.layers) and cross.layers[0].keys is not None:
+            self.cross_keys = [layer.keys.index_select(0, spread) for layer in cross.layers]
+            self.cross_values = [layer.values.index_select(0, spread) for layer in cross.layers]
             rows2, _, length, _ = self.cross_keys[0].shape
             hidden = model.decoder.config.hidden_size
             mask = kwargs.get("attention_mask")
-            order = [row for group in groups for row in group]
             self.cross_mask = create_bidirectional_mask(
                 config=model.decoder.model.decoder.config,
                 inputs_embeds=self.logits.new_zeros(rows2, 1, hidden),
-                attention_mask=None if mask is None else mask[order],
+                attention_mask=mask,
                 encoder_hidden_states=self.logits.new_zeros(rows2, length, hidden),
             )
 
@@ -169,7 +168,6 @@ class Stepper:
         *,
         static: bool = False,
         cross_length: int = 0,
-        split: int = 0,
     ):
         decoder = model.decoder
         inner = decoder.model.decoder
@@ -182,7 +180,6 @@ class Stepper:
         self.heads = [direct(head) for head in decoder.lm_heads]
         self.codebooks = decoder.num_codebooks
         self.rows2, self.capacity, self.static = rows2, capacity, static
-        self.split = split  # rows per request whose matmuls run apart from the others' (0: all rows at once)
         self.cache_dtype = cache_dtype
         weight = self.positions
         heads = self.plan[0].heads
@@ -264,16 +261,9 @@ class Stepper:
         """The fixed-shape step on ``tokens`` at ``position``: what a CUDA graph captures and replays."""
         return self._forward(self.tokens, self.positions.index_select(0, self.position), None)
 
-    def _matmul(self, linear: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """``linear(x)``, or with ``split`` each request's rows on their own (one weight matrix stays in cache)."""
-        if not self.split:
-            return linear(x)
-        return torch.cat([linear(x[row : row + self.split]) for row in range(0, x.shape[0], self.split)])
-
     def _forward(self, tokens: torch.Tensor, position: torch.Tensor, n: int | None) -> torch.Tensor:
         # Few Python steps per layer (24 layers of small tensors: on 2 CPU cores the steps between the kernels add
         # up): direct kernels, narrow() rather than indexing, residuals added in place; the same values as before.
-        mm = self._matmul
         codes = tokens.view(-1, self.codebooks, 1)
         # As transformers sums them: codebook by codebook, then the sinusoidal position
         hidden = sum(self.embed[c](codes[:, c]) for c in range(self.codebooks)) + position
@@ -285,9 +275,9 @@ class Stepper:
             # Self-attention, the new key and value written into the window's buffers
             x = F.layer_norm(hidden, *layer.self_norm)
             if layer.qkv is not None:
-                query, key, value = mm(layer.qkv, x).view(rows, 1, 3 * heads, -1).transpose(1, 2).chunk(3, dim=1)
+                query, key, value = layer.qkv(x).view(rows, 1, 3 * heads, -1).transpose(1, 2).chunk(3, dim=1)
             else:
-                query, key, value = (_heads(mm(linear, x), heads) for linear in (layer.q, layer.k, layer.v))
+                query, key, value = (_heads(linear(x), heads) for linear in (layer.q, layer.k, layer.v))
             keys, values = self.keys[i], self.values[i]
             if n is None:
                 keys.index_copy_(2, self.position, key.to(self.cache_dtype))
@@ -297,21 +287,21 @@ class Stepper:
                 values.narrow(2, n, 1).copy_(value)
                 keys, values = keys.narrow(2, 0, n + 1), values.narrow(2, 0, n + 1)
             attended = _attend(query.to(self.cache_dtype) if convert else query, keys, values, own_mask, layer.scaling)
-            hidden = mm(layer.out, attended.to(hidden.dtype) if convert else attended).add_(hidden)
+            hidden = layer.out(attended.to(hidden.dtype) if convert else attended).add_(hidden)
 
             # Cross-attention on the text
             if self.cross:
                 assert self.cross_keys is not None and self.cross_values is not None
                 x = F.layer_norm(hidden, *layer.cross_norm)
-                query = _heads(mm(layer.cross_q, x), heads)
+                query = _heads(layer.cross_q(x), heads)
                 attended = _attend(query, self.cross_keys[i], self.cross_values[i], self.cross_mask, layer.scaling)
-                hidden = mm(layer.cross_out, attended).add_(hidden)
+                hidden = layer.cross_out(attended).add_(hidden)
 
             # Feed-forward
             x = F.layer_norm(hidden, *layer.feed_forward_norm)
-            hidden = mm(layer.fc2, layer.activation(mm(layer.fc1, x))).add_(hidden)
+            hidden = layer.fc2(layer.activation(layer.fc1(x))).add_(hidden)
         hidden = F.layer_norm(hidden, *self.final_norm)
-        logits = torch.stack([mm(head, hidden) for head in self.heads], dim=1)  # [rows2, codebooks, 1, vocab]
+        logits = torch.stack([head(hidden) for head in self.heads], dim=1)  # [rows2, codebooks, 1, vocab]
         return logits.reshape(-1, logits.shape[-1])
 
 
@@ -452,48 +442,66 @@ def decode(
     cache_dtype: torch.dtype,
     graphs: CudaGraphSteps | None = None,
     static: bool = False,
-    per_request: bool = False,
 ) -> torch.Tensor:
     """Sample ``steps`` tokens per row after the BOS and any code ``prompt``; returns the ids ``[rows, 1 + ...]``.
 
     ``choose(logits, rows)`` picks a token per row (``SeededSampler.choose``); ``watch(ids, logits)`` runs after
     every step (``StepWatcher``: progress, streaming, cancel). ``graphs`` replays the step as CUDA graphs;
     ``static`` runs the fixed-shape step without a graph (what the graph captures, for tests on CPU).
-    ``per_request`` runs each request's matmuls on its own rows (fast mode's int8 matmuls: see ``Prefill``), so
-    a request gives the same tokens alone or batched; the rows are then request-major inside the loop.
+    Fast mode's int8 matmuls quantise each row on its own (``lean_layers.rowwise_int8``), so a request gives
+    the same tokens alone or batched.
     """
     with torch.inference_mode():
-        prefill = Prefill(model, inputs, prompt, steps, guided, per_request=per_request)
+        prefill = Prefill(model, inputs, prompt, steps, guided)
         positions = prefill.offset + prefill.ids.shape[-1]
         rows = prefill.ids.shape[0]
         if graphs is not None:
             stepper = graphs.stepper(model, prefill, positions, cache_dtype)
             advance: Callable[[torch.Tensor], torch.Tensor] = lambda tokens: replay(stepper, tokens)  # noqa: E731
         else:
-            split = prefill.rows2 * model.decoder.num_codebooks // prefill.ids.shape[0] if prefill.request_major else 0
-            stepper = Stepper(
-                model, prefill.rows2, positions, cache_dtype, static=static, split=split, **_cross(prefill, static)
-            )
+            stepper = Stepper(model, prefill.rows2, positions, cache_dtype, static=static, **_cross(prefill, static))
             stepper.load(prefill)
             advance = stepper.step
         ids, pattern, logits = prefill.ids, prefill.pattern, prefill.logits
         real = prefill.rows2 * stepper.codebooks  # a graph's bucket may hold padding rows after these
         halves = real // rows  # 2 when guided: both halves run on the same ids
-        requests, codebooks = rows // stepper.codebooks, stepper.codebooks
         for t in range(steps):
             pos = prefill.start + t
-            if prefill.request_major:  # the sampler reads the conditional half, then the unconditional one
-                logits = logits.view(requests, halves, codebooks, -1).transpose(0, 1).reshape(real, -1)
             chosen = choose(logits, rows)
             ids[:, pos] = torch.where(pattern[:, pos] == -1, chosen, pattern[:, pos])
             watch(ids[:, : pos + 1], logits)
             if t + 1 < steps:
-                if prefill.request_major:
-                    tokens = ids[:, pos].view(requests, 1, codebooks).expand(requests, halves, codebooks).reshape(-1)
-                else:
-                    tokens = ids[:, pos].repeat(halves)
+                tokens = ids[:, pos].repeat(halves)
                 logits = advance(tokens)[:real].float()
         return ids
+
+
+def _first_of_each(ids: torch.Tensor, kwargs: dict[str, Any], batch: int, halves: int, codebooks: int) -> list[int]:
+    """For each request, the first request of the batch whose first forward reads the same codes and conditioning."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    def reads(request: int) -> list[torch.Tensor]:
+        doubled = [request + half * batch for half in range(halves)]
+        found = [ids[request * codebooks : (request + 1) * codebooks]]
+        for value in kwargs.values():
+            if isinstance(value, BaseModelOutput):
+                value = value.last_hidden_state
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch * halves:
+                found.append(value[doubled])
+            elif isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch:
+                found.append(value[request])
+        return found
+
+    firsts: list[int] = []
+    seen: list[tuple[int, list[torch.Tensor]]] = []
+    for request in range(batch):
+        mine = reads(request)
+        same = (first for first, theirs in seen if all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True)))
+        first = next(same, request)
+        if first == request:
+            seen.append((request, mine))
+        firsts.append(first)
+    return firsts
 
 
 def _rows_of(kwargs: dict[str, Any], rows: list[int], total: int) -> dict[str, Any]:
