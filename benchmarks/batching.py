@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.bench import build, cpu_flags, cpu_name
+from benchmarks.bench import build, concurrent_requests, cpu_flags, cpu_name, request
 from generation.model import lean_layers, static_decoding
 from generation.model.engine import MusicGenEngine
 from generation.model.guidance import tokenize
@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="the tiny test model: checks the benchmark runs")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per round, and teacher-forced steps")
+    parser.add_argument(
+        "--requests-seconds",
+        type=float,
+        default=10.0,
+        help="then 4 requests of this many seconds one by one and at once, through the engine (0: skip)",
+    )
     args = parser.parse_args(argv)
 
     def measure() -> list[str]:
@@ -126,7 +132,12 @@ def main(argv: list[str] | None = None) -> None:
                 "one scale per call, requests apart (before)": lambda requests: (
                     lambda module: (lambda call: call and requests_apart(call, requests))(per_call_scale(module))
                 ),
-                "a scale per row, requests together (now)": lambda requests: lean_layers.rowwise_int8,
+                "a scale per row, 7 bits as torch.ao's, requests together": lambda requests: (
+                    lambda module: lean_layers.rowwise_int8(module, full_range=False)
+                ),
+                f"a scale per row, {8 if lean_layers.full_range_int8() else 7} bits, requests together (now)": (
+                    lambda requests: lean_layers.rowwise_int8
+                ),
             }
             for _ in range(args.rounds):
                 for name, make in variants.items():
@@ -150,9 +161,21 @@ def main(argv: list[str] | None = None) -> None:
             one, four = min(times[f"{name}, 1"]), min(times[f"{name}, 4"])
             mean, largest = errors[name]
             lines.append(f"| {name} | {one:.1f} | {four:.1f} | {4 * one / four:.2f}x | {mean:.4f}, {largest:.3f} |")
-        return lines
+        with_calls(fast_model, lean_layers.rowwise_int8)  # the engine as shipped: rows together
+        return lines, fast
 
-    print("\n".join(on_model_thread(measure)))
+    lines, fast = on_model_thread(measure)
+    seconds = args.requests_seconds
+    if seconds > 0:  # from request threads, as the app sends them: the engine batches those that arrive together
+        fast.generate(request(9, 1.0))
+        one_by_one = sum(fast.generate(request(i, seconds)).seconds_taken for i in range(4))
+        together = concurrent_requests(fast, 4, seconds)
+        lines += [
+            "",
+            f"4 different {seconds:g} s requests through the engine (fast mode as shipped): one by one "
+            f"{one_by_one:.1f} s, sent at once {together:.1f} s: {one_by_one / together:.2f}x the throughput",
+        ]
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

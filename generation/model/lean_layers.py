@@ -71,7 +71,7 @@ def direct(module: Any) -> Linear:
     return own or rowwise_int8(module) or module  # anything else runs as the module itself
 
 
-def rowwise_int8(module: Any) -> Linear | None:
+def rowwise_int8(module: Any, full_range: bool | None = None) -> Linear | None:
     """A ``torch.ao`` dynamic int8 linear layer whose every input row is quantised with its own scale.
 
     torch's dynamic int8 kernel quantises its whole input with one scale (from the input's minimum and maximum),
@@ -79,7 +79,8 @@ def rowwise_int8(module: Any) -> Linear | None:
     largest magnitude, and one extra row holding -1 and 1 fixes the kernel's range to exactly [-1, 1] whatever
     the batch holds; the output rows are multiplied back. A row then gives the same values alone or batched
     (tested), so requests run through each weight matrix together: one read of the weights for all of them.
-    Rows are quantised to 8 bits where the CPU has VNNI (``full_range_int8``), else to 7 as torch.ao does.
+    Rows are quantised to 8 bits where the CPU has VNNI (``full_range_int8``), else to 7 as torch.ao does;
+    ``full_range`` overrides that choice (8 bits on a CPU without VNNI can overflow: see ``full_range_int8``).
     Returns None for anything but a qint8 dynamic linear layer. Call it on the model thread only.
     """
     packed_params = getattr(module, "_packed_params", None)
@@ -91,7 +92,7 @@ def rowwise_int8(module: Any) -> Linear | None:
         bias = bias.detach()
         packed = torch.ops.quantized.linear_prepack(weight, None)
     kernel = torch.ops.quantized.linear_dynamic.default._op  # the C++ kernel itself: no Python dispatch checks
-    reduce_range = not full_range_int8()
+    reduce_range = not (full_range_int8() if full_range is None else full_range)
     guard = torch.zeros(1, weight.shape[1])
     guard[0, 0], guard[0, -1] = -1.0, 1.0
 
