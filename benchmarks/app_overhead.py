@@ -186,12 +186,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.serving import save_model
     from generation.config import ServerConfig
+    from generation.model.model_thread import on_model_thread
     from generation.studio import Studio, TrackRequest
 
     with tempfile.TemporaryDirectory(prefix="moodtape-app-overhead-") as folder:
         work = Path(folder)
         print("saving the model...", flush=True)
-        model = save_model(work / "model", args.tiny)
+        # on the model thread: torch work on this thread would leave it an OpenMP team that slows the engine's
+        # steps below (the engine column of one run took 40.7 s where the app's own generate took 25.4)
+        model = on_model_thread(save_model, work / "model", args.tiny)
         checkouts = [("this checkout", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
         apps = [
             LiveApp(name, path, app_env(model, work, f"app{i}"), work / f"app{i}.log")

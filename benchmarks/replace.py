@@ -11,9 +11,10 @@ Run ``python -m benchmarks.replace`` (about 10 minutes on 2 CPU cores; ``--tiny`
 whose cores other work also uses, run it with ``OMP_NUM_THREADS=1``: two OpenMP threads that wait for each other
 at every step then stall whenever either core is taken (a warm-up 8 s track took over 30 minutes that way).
 
-Where a replace's time goes, in fast mode: the model makes each candidate's rows on their own (a request's audio
-does not depend on its batch), so two candidates cost about twice one; each candidate also runs the audio prompt
-through the decoder once (its first forward); scoring, splicing, loudness and files add a few seconds.
+Where a replace's time goes, in fast mode: the candidates run as one batch, their rows through each int8 matmul
+together (each row quantised with its own scale, so a candidate's audio does not depend on its batch), and their
+shared audio prompt through the decoder once (the candidates differ only in their seeds, which that first forward
+does not read); scoring, splicing, loudness and files add a few seconds.
 """
 
 from __future__ import annotations
