@@ -195,6 +195,7 @@ class TrackRunner:
 
         def on_status(message: str, fraction: float) -> None:
             status["message"], status["fraction"] = message, fraction
+            pieces.put(None)  # wakes the loop below: a short step (a cached or quick separation) still gets said
 
         on_audio = pieces.put if stream_to else None  # None in the queue only wakes the loop
         context = contextvars.copy_context()  # Gradio's request context, for code that looks it up
