@@ -50,9 +50,12 @@ def test_compose_three_sections_from_the_table_and_play_the_song(page: Page):
     page.locator("#remove-section").click()  # the form's four sections, less the outro
     expect(page.locator("#sections .virtual-row")).to_have_count(3)
     for row in range(3):  # each section one second long
-        page.locator(f"#sections [data-testid=cell-{row}-2]").dblclick()
+        cell = page.locator(f"#sections [data-testid=cell-{row}-2]")
+        cell.dblclick()
+        expect(cell.locator("textarea")).to_be_focused()  # in edit mode before selecting (a busy page lags)
         page.keyboard.press("Control+A")
         page.keyboard.type("1")
+        expect(cell.locator("textarea")).to_have_value("1")  # the old value replaced, not typed into
         page.keyboard.press("Enter")
     page.locator("#compose").click()
     summary = page.locator("#summary")
