@@ -702,8 +702,8 @@ def floor_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row
         ),
         Row(
             f"text, {clip:g} s clip: compute s per s of audio (fast CPU mode, best of {args.repeats}, interleaved)",
-            f"{plain / clip:.2f}",
-            f"{app / clip:.2f}",
+            f"{plain / clip:.3g}",  # significant digits: a tiny model's 0.02 s per s would round its ratio away
+            f"{app / clip:.3g}",
             f"{app / plain:.3f}x plain",
             "<= 0.10x plain",
         ),
