@@ -29,12 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.processes import LOOPBACK, answers_http, free_port, wait_until_up
+
 ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"  # the app listens here only; nothing leaves the machine
 START_TIMEOUT_S = 300  # loading a real-size model on a busy 2-core machine takes a while
 WARM_UP_SECONDS = 1.0  # the warm-up request's length: pays the first-call costs of every stage
 PROMPT = "lo-fi hip hop beat, mellow Rhodes chords, vinyl crackle, 80 BPM"
@@ -65,11 +65,7 @@ class LiveApp:
         return f"http://{LOOPBACK}:{self.port}/"
 
     def start(self) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind((LOOPBACK, 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         env = {**os.environ, **self.env, "GRADIO_SERVER_NAME": LOOPBACK, "GRADIO_SERVER_PORT": str(self.port)}
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
@@ -77,16 +73,13 @@ class LiveApp:
             )
 
     def wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name}'s app.py exited early:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError(f"{self.name}'s app.py did not answer within {START_TIMEOUT_S} s")
+        wait_until_up(
+            self.process,
+            answers_http(self.url + "config"),
+            what=f"{self.name}'s app.py",
+            timeout_s=START_TIMEOUT_S,
+            log_path=self.log_path,
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -575,19 +575,24 @@ class Studio:
         destination: str | Path | None = None,
     ) -> Track:
         """Replace a section of a track; the best-scored candidate is returned, the others are its ``takes``."""
+        clock = Stopwatch()  # where the request's time goes, logged as one line at the end
         # 1. Validate and resolve: the file, the section, candidates, prompt, preset, model, export
-        plan = self.plan_replace(request)
+        with clock.stage("plan"):
+            plan = self.plan_replace(request)
 
         # 2. Generate: every candidate in one batch, each continuing the audio before the section past its end
-        engine = self.models.acquire(plan.model)
-        made = engine.generate_takes(
-            plan.settings, plan.candidates, audio_prompt=plan.audio_prompt, on_progress=on_progress, cancel=cancel
-        )
+        with clock.stage("load"):
+            engine = self.models.acquire(plan.model)
+        with clock.stage("generate"):
+            made = engine.generate_takes(
+                plan.settings, plan.candidates, audio_prompt=plan.audio_prompt, on_progress=on_progress, cancel=cancel
+            )
 
         # 3. Score each candidate's overlap with what follows, splice each in (best first), level and split
         rate = plan.source.sample_rate
         candidates = [Candidate(g.audio, g.sample_rate, g.settings.seed, g.lead_in) for g in made]
-        replaced = replacing.splice_candidates(np.asarray(plan.source.samples), rate, plan.section, candidates)
+        with clock.stage("splice"):
+            replaced = replacing.splice_candidates(np.asarray(plan.source.samples), rate, plan.section, candidates)
         by_seed = {g.settings.seed: g for g in made}
         seconds = plan.section.seconds
         steps = _Plan(plan.settings, plan.export, TempoRequest(), plan.candidates, seconds, plan.preset_id, None, None)
@@ -597,25 +602,28 @@ class Studio:
             return self.split_stems(mix, mix_rate, gain_db, cancel)
 
         stems = split if plan.export.stems else None
-        finished = [replacing.finish_replaced(r.audio, rate, plan.export, stems) for r in replaced]
+        with clock.stage("finish"):
+            finished = [replacing.finish_replaced(r.audio, rate, plan.export, stems) for r in replaced]
 
         # 4. Describe and write every candidate, the best first; each recipe names the one it holds
         notes = [plan.section.note] if plan.section.note else []
-        recipes = [
-            replace(
-                self._recipe(steps, by_seed[r.seed], f, None, None, notes),
-                replace=replacing.replace_record(plan, replaced, r),
-            )
-            for r, f in zip(replaced, finished, strict=True)
-        ]
+        with clock.stage("describe"):
+            recipes = [
+                replace(
+                    self._recipe(steps, by_seed[r.seed], f, None, None, notes),
+                    replace=replacing.replace_record(plan, replaced, r),
+                )
+                for r, f in zip(replaced, finished, strict=True)
+            ]
         names = _file_names(recipes, destination)
         takes = tuple({"seed": r.settings.seed, "file": f"{n}.wav"} for r, n in zip(recipes, names, strict=True))
         recipes = [replace(r, takes=takes if len(takes) > 1 else ()) for r in recipes]
         folder = Path(destination).parent if destination is not None else self.store.new_job_folder()
         tracks = [
-            self._write(steps, by_seed[r.seed], f, recipe, folder, name, None, None)
+            self._write(steps, by_seed[r.seed], f, recipe, folder, name, None, None, clock=clock)
             for r, f, recipe, name in zip(replaced, finished, recipes, names, strict=True)
         ]
+        clock.log(f"replace {folder.name}")
         return replace(tracks[0], takes=tuple(tracks[1:]))
 
     def plan_compose(self, request: ComposeRequest) -> ComposePlan:

@@ -9,22 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from .processes import free_port, listens, wait_until_up
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 5  # then the group is killed: nothing of a test cluster is worth keeping
 # Without these, Ray binds to and talks over the machine's network address, and a cluster can turn on token
 # authentication that later clients do not share
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalCluster:
@@ -47,20 +41,14 @@ class LocalCluster:
         self.process = subprocess.Popen(
             command, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self._wait_until_up()
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited early:\n{self.log_path.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"ray start did not listen within {START_TIMEOUT_S} s:\n{self.log_path.read_text()}")
+        wait_until_up(
+            self.process,
+            listens(self.port),
+            what="ray start",
+            timeout_s=START_TIMEOUT_S,
+            log_path=log_path,
+            on_timeout=self.stop,
+        )
 
     def join(self) -> None:
         """Make this process a member of the cluster (a driver), as the app and ``python -m serving`` are."""

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from serving.processes import answers_http, free_port, wait_until_up
 from tests.tiny_demucs import save_tiny_demucs
 from tests.tiny_melody_model import build_melody_model
 from tests.tiny_models import build_checkpoint, build_text_model
@@ -120,12 +118,6 @@ def studio(engine, melody_engine, separator, tmp_path: Path):
     return Studio(engine, output_dir=tmp_path / "outputs", melody_engine=melody_engine, separator=separator)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveServer:
     """``python app.py`` in a subprocess, configured only through environment variables."""
 
@@ -145,20 +137,14 @@ class LiveServer:
         self.process = subprocess.Popen(
             [sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        self._wait_until_up()
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app.py exited early:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"app.py did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log_path.read_text()}")
+        wait_until_up(
+            self.process,
+            answers_http(self.url + "config"),
+            what="app.py",
+            timeout_s=SERVER_START_TIMEOUT_S,
+            log_path=log_path,
+            on_timeout=self.stop,
+        )
 
     def alive(self) -> bool:
         return self.process.poll() is None

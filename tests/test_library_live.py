@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SERVER_START_TIMEOUT_S, free_port
+from serving.processes import answers_http, free_port, wait_until_up
+from tests.conftest import ROOT, SERVER_START_TIMEOUT_S
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +41,14 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVER], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.kill()
-        raise RuntimeError(f"the app did not answer:\n{log_path.read_text()}")
+        wait_until_up(
+            self.process,
+            answers_http(self.url + "config"),
+            what="the app",
+            timeout_s=SERVER_START_TIMEOUT_S,
+            log_path=log_path,
+            on_timeout=self.kill,
+        )
 
     def client(self, owner: str | None):
         from gradio_client import Client
