@@ -25,6 +25,22 @@ def test_a_made_track_logs_each_stage_of_its_request_once(studio, caplog):
     assert stages["generate"] > 0
 
 
+def test_a_replace_logs_each_stage_of_its_request_once(studio, caplog):
+    from generation.editing.replace import ReplaceRequest
+    from generation.studio import TrackRequest
+
+    parent = studio.make_track(TrackRequest(prompt="warm pads", duration=3, seed=4, loudness="off"))
+    with caplog.at_level("INFO", logger="moodtape.timing"):
+        track = studio.replace_section(ReplaceRequest(audio=str(parent.wav_path), start=1, end=2, seed=5))
+    lines = [record.getMessage() for record in caplog.records if record.name == "moodtape.timing"]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"replace {track.wav_path.parent.name} ")
+    stages = read_line(lines[0])
+    assert set(stages) >= {"plan", "load", "generate", "splice", "finish", "describe", "write", "pictures"}
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert stages["generate"] > 0
+
+
 @pytest.mark.slow
 def test_an_api_request_logs_the_track_and_the_handler_in_the_servers_log(client, live_server: LiveServer) -> None:
     audio, *_ = client.predict(prompt="logged strings", duration=1, seed=11, api_name="/generate")
