@@ -585,7 +585,12 @@ class Studio:
             engine = self.models.acquire(plan.model)
         with clock.stage("generate"):
             made = engine.generate_takes(
-                plan.settings, plan.candidates, audio_prompt=plan.audio_prompt, on_progress=on_progress, cancel=cancel
+                plan.settings,
+                plan.candidates,
+                audio_prompt=plan.audio_prompt,
+                on_progress=on_progress,
+                cancel=cancel,
+                share_prompt=True,  # the candidates read the audio before the section once a step
             )
 
         # 3. Score each candidate's overlap with what follows, splice each in (best first), level and split

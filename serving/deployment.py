@@ -126,7 +126,13 @@ class MusicGenReplica:
                 )
                 send(DONE, replace(made, worker=self.worker))
             else:
-                takes = engine.generate_takes(request.settings, request.takes, on_progress=on_progress, **options)
+                takes = engine.generate_takes(
+                    request.settings,
+                    request.takes,
+                    on_progress=on_progress,
+                    share_prompt=request.share_prompt,
+                    **options,
+                )
                 send(DONE, [replace(made, worker=self.worker) for made in takes])
         except Exception as e:  # the caller raises it as it was raised here
             send(ERROR, _portable(e))

@@ -15,6 +15,8 @@ import soundfile as sf
 from generation.audio.export import export_track
 from generation.editing.replace import CROSSFADE_SECONDS, ReplaceRequest
 from generation.errors import InvalidInputError
+from generation.model.engine import MusicGenEngine
+from generation.model.spec import EngineSpec
 from generation.models import ModelCatalog
 from generation.recipe import Recipe
 from generation.studio import Studio, Track, TrackRequest
@@ -71,6 +73,30 @@ def test_a_replace_keeps_the_file_outside_the_section_bit_for_bit(studio, parent
     # The same request gives the same audio
     again = studio.replace_section(request)
     assert np.array_equal(pcm(again.wav_path), after)
+
+
+def test_candidates_after_a_long_prompt_read_it_once_and_still_repeat_bit_for_bit(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """In fast mode a section's candidates read the audio before it once a step (``share_prompt``)."""
+    from generation.model import static_decoding
+
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
+    studio = Studio(
+        models=ModelCatalog([("text", fast.model_id)], fast.config, engines={"text": fast}), output_dir=tmp_path
+    )
+    parent = studio.make_track(TrackRequest(prompt="warm synth pads", duration=5, seed=3, loudness="off"))
+    shared = []
+    load = static_decoding.Stepper.load_shared
+    monkeypatch.setattr(
+        static_decoding.Stepper, "load_shared", lambda self, *args: (shared.append(args[1]), load(self, *args))
+    )
+    request = ReplaceRequest(audio=str(parent.wav_path), start=2.5, end=4.0, seed=50, loudness="off")
+    track = studio.replace_section(request)
+    assert shared == [2]  # 2.5 s of prompt: 125 frames, read once for both candidates
+    after = pcm(track.wav_path)
+    assert np.array_equal(outside(after, 2.5, 4.0), outside(pcm(parent.wav_path), 2.5, 4.0))
+    assert np.array_equal(pcm(studio.replace_section(request).wav_path), after)
 
 
 def test_the_melody_and_stereo_models_replace_too(studio, parent):
@@ -139,4 +165,3 @@ def test_on_zero_gpu_a_replace_holds_the_gpu_for_its_section_and_every_candidate
     )
     refused = ReplaceRequest(audio=str(parent.wav_path), start=3.0, end=1.0)
     assert estimate_gpu_seconds(studio, refused) == estimate_gpu_seconds(studio, TrackRequest(prompt="r"))
-

@@ -8,6 +8,7 @@ a CUDA graph is run here on CPU, without the graph, and gives the dynamic step's
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -172,9 +173,17 @@ def test_an_unknown_cache_type_is_refused_by_name(tiny_model_dir):
         MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), cpu_cache="int8"))
 
 
-def scores_fed(engine: MusicGenEngine, request: GenerationSettings, steps: int, fed: list[torch.Tensor]):
-    """The logits of each step of ``request``, sampling its tokens into ``fed``, or feeding those ``fed`` already."""
-    sampler = SeededSampler([request], 4, "cpu")
+def scores_fed(
+    engine: MusicGenEngine,
+    requests: GenerationSettings | list[GenerationSettings],
+    steps: int,
+    fed: list[torch.Tensor],
+    **options,
+) -> torch.Tensor:
+    """The logits of each step of ``requests`` (one batch), sampling their tokens into ``fed``, or feeding those
+    ``fed`` already; ``options`` go to ``decode`` (a code ``prompt``, ``share_prompt``)."""
+    requests = [requests] if isinstance(requests, GenerationSettings) else requests
+    sampler = SeededSampler(requests, 4, "cpu")
     seen: list[torch.Tensor] = []
     given = len(fed)
 
@@ -186,13 +195,14 @@ def scores_fed(engine: MusicGenEngine, request: GenerationSettings, steps: int, 
 
     static_decoding.decode(
         engine._model,
-        inputs_for(engine, [request.prompt]),
-        None,
+        inputs_for(engine, [request.prompt for request in requests]),
+        options.pop("prompt", None),
         steps,
         choose,
-        StepWatcher([RowControl(steps)]),
+        StepWatcher([RowControl(steps) for _ in requests]),
         sampler.guided,
         cache_dtype=engine._cpu_cache_dtype(),
+        **options,
     )
     return torch.stack(seen)
 
@@ -330,3 +340,50 @@ def test_buckets_beyond_the_limit_drop_the_least_recently_used(pair, monkeypatch
             graphs=graphs,
         )
     assert list(graphs.graphs) == [(8, 256, 32)]
+
+
+@pytest.mark.parametrize(("cache", "tolerance"), [("float32", 1e-4), ("bfloat16", 0.02)])
+def test_candidates_reading_their_shared_prompt_once_score_as_they_would_apart(
+    tiny_model_dir, monkeypatch, cache, tolerance
+):
+    """A section's candidates keep their audio prompt's keys and values once and attend to it as grouped queries;
+    joined by log-sum-exp with their own positions, the logits are those of every row reading its own copy (up to
+    the cache's rounding: a bfloat16 cache rounds the joined attention's output once more)."""
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu", cpu_cache=cache))
+    fast.load()
+    takes, steps, codebooks = 3, 12, fast._num_codebooks
+    frames = static_decoding.SHARED_PREFIX_MIN + 20
+    vocab = fast._model.decoder.config.vocab_size
+    prompt = torch.randint(0, vocab, (codebooks, frames), generator=torch.Generator().manual_seed(0)).repeat(takes, 1)
+    shared_loads = []
+    monkeypatch.setattr(
+        static_decoding.Stepper,
+        "load_shared",
+        lambda self, prefill, requests, load=static_decoding.Stepper.load_shared: (
+            shared_loads.append(requests),
+            load(self, prefill, requests),
+        ),
+    )
+
+    tokens: list[torch.Tensor] = []
+    requests = [settings(seed=seed) for seed in range(takes)]
+    apart = scores_fed(fast, requests, steps, tokens, prompt=prompt)
+    assert shared_loads == []
+    together = scores_fed(fast, requests, steps, tokens, prompt=prompt, share_prompt=True)  # fed the same tokens
+    assert shared_loads == [takes]
+    torch.testing.assert_close(together, apart, atol=tolerance * apart.abs().max().item(), rtol=0)
+    assert len({row.tobytes() for row in torch.stack(tokens).view(steps, takes, -1).transpose(0, 1).numpy()}) == takes
+
+
+def test_a_sections_candidates_repeat_bit_for_bit_and_batch_with_no_one_else(tiny_model_dir):
+    fast = MusicGenEngine(EngineSpec(model_id=str(tiny_model_dir), fast=True, device="cpu"))
+    fast.load()
+    prompt = AudioPrompt(np.tile(TONE, 2)[None, : 3 * RATE], RATE)  # 150 frames: past SHARED_PREFIX_MIN
+    first = fast.generate_takes(settings(), 2, audio_prompt=prompt, share_prompt=True)
+    again = fast.generate_takes(settings(), 2, audio_prompt=prompt, share_prompt=True)
+    for one, other in zip(first, again, strict=True):
+        np.testing.assert_array_equal(one.codes, other.codes)
+    assert first[0].codes.tobytes() != first[1].codes.tobytes()
+    jobs = [fast._job(settings(), None, prompt, None, None, None) for _ in range(2)]
+    plain, grouped = jobs[0], replace(jobs[1], shared_prompt_group=7)
+    assert plain.batch_key != grouped.batch_key  # candidates never share a batch with other requests

@@ -37,6 +37,9 @@ class Job:
     prompt: Any = None  # an extend's audio prompt as codes [rows, frames], or None
     prefix_tokens: int = 0  # melody model: the text tokens its prefix holds (prompt or negative, the longer)
     notes: tuple[str, ...] = ()
+    # A section's candidates: one number per call, so they batch only with each other and read their shared audio
+    # prompt once (``static_decoding.decode``'s ``share_prompt``); None for every other request
+    shared_prompt_group: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: GeneratedAudio | None = None
     error: BaseException | None = None
@@ -59,7 +62,7 @@ class Job:
         cross-attention masks it out).
         """
         melody = None if self.melody is None else self.melody.shape_key
-        return (self.frames, melody, self.prompt_frames, self.prefix_tokens)
+        return (self.frames, melody, self.prompt_frames, self.prefix_tokens, self.shared_prompt_group)
 
     def finish(self, result: GeneratedAudio | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error

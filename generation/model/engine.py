@@ -11,6 +11,7 @@ unconditional half (``guidance.py``). Several takes of one request run as one ba
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -42,6 +43,7 @@ from .types import (
 
 TEXT_MODEL_ENV = "MUSICGEN_MODEL"  # named in load-failure messages
 MELODY_MODEL_ENV = "MUSICGEN_MELODY_MODEL"
+_SHARED_PROMPT_GROUPS = itertools.count()  # one number per call of generate_takes(share_prompt=True)
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +179,15 @@ class MusicGenEngine(SpecEngine):
         audio_prompt: AudioPrompt | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        share_prompt: bool = False,
     ) -> list[GeneratedAudio]:
         """``takes`` takes of one request, with seeds ``seed``, ``seed + 1``, ... (a missing seed is drawn).
 
         The takes are queued together, so they run as one batch (up to ``max_batch``); each is exactly
         what ``generate`` gives for its seed alone. ``on_progress`` sees the steps of all takes together.
+        ``share_prompt`` (a section's candidates): in fast mode the takes batch only with each other and read
+        their ``audio_prompt``'s keys and values once a step; a take then equals itself in the same call, not
+        its seed made alone.
         """
         # 1. Check inputs
         check_takes(takes)
@@ -191,9 +197,11 @@ class MusicGenEngine(SpecEngine):
         # 2. One request's checks and audio prompt, shared by every take; the seeds wrap past MAX_SEED
         first = self._job(settings, melody, audio_prompt, None, cancel, None)
         progress = _TakesProgress(on_progress, takes) if on_progress is not None else None
+        group = next(_SHARED_PROMPT_GROUPS) if share_prompt and audio_prompt is not None else None
         jobs = [
             replace(
                 first,
+                shared_prompt_group=group,
                 settings=replace(settings, seed=(settings.seed + i) % (MAX_SEED + 1)),
                 on_progress=None if progress is None else progress.for_take(i),
                 done=threading.Event(),
@@ -444,7 +452,8 @@ class MusicGenEngine(SpecEngine):
         sampler = SeededSampler(settings, rows, self.device)
         if self.decoding == "static":
             with negative_guidance(model, negative if sampler.guided else None):
-                self._decode_static(inputs, steps, sampler, watcher)
+                shared = all(job.shared_prompt_group is not None for job in jobs)
+                self._decode_static(inputs, steps, sampler, watcher, share_prompt=shared)
         else:
             with (
                 torch.inference_mode(),
@@ -474,7 +483,7 @@ class MusicGenEngine(SpecEngine):
             stopping_criteria=StoppingCriteriaList([watcher]),
         )
 
-    def _decode_static(self, inputs: dict[str, Any], steps: int, sampler, watcher) -> None:
+    def _decode_static(self, inputs: dict[str, Any], steps: int, sampler, watcher, share_prompt: bool) -> None:
         """Moodtape's own loop (``static_decoding``): CUDA graphs on a GPU, int8 matmuls in fast CPU mode."""
         from . import static_decoding
 
@@ -495,6 +504,7 @@ class MusicGenEngine(SpecEngine):
             sampler.guided,
             cache_dtype=self._cpu_cache_dtype() if self.mode == "fast" else self._model.decoder.dtype,
             graphs=graphs,
+            share_prompt=share_prompt,
         )
 
     def _cpu_cache_dtype(self) -> Any:

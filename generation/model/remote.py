@@ -50,6 +50,7 @@ class RemoteRequest:
     audio_prompt: AudioPrompt | None = None
     takes: int | None = None
     stream: bool = False  # send pieces of audio while they are made
+    share_prompt: bool = False  # takes: a section's candidates, reading their audio prompt once (generate_takes)
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,13 @@ class RemoteEngine(SpecEngine):
         audio_prompt: AudioPrompt | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        share_prompt: bool = False,
     ) -> list[GeneratedAudio]:
         """As ``MusicGenEngine.generate_takes``: every take on one replica, as one batch."""
         check_takes(takes)
-        request = RemoteRequest(self.spec, settings.with_seed(), melody, audio_prompt, takes=takes)
+        request = RemoteRequest(
+            self.spec, settings.with_seed(), melody, audio_prompt, takes=takes, share_prompt=share_prompt
+        )
         return self._run(request, on_progress, cancel, None)
 
     def _run(self, request: RemoteRequest, on_progress, cancel, on_audio) -> Any:

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 from .guidance import _BUILDERS
 from .lean_layers import direct, layer_calls
 
+SHARED_PREFIX_MIN = 100  # positions (2 s) a shared prefix needs before reading it once pays for joining softmaxes
+_FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu  # SDPA that also returns its log-sum-exp
 POSITION_BUCKET = 256  # CUDA graphs: cache lengths are rounded up to a multiple of this many positions
 TEXT_BUCKETS = (32, 64, 128, 256)  # CUDA graphs: cross-attention lengths (prompt tokens) are padded to one of these
 ROW_BUCKETS = (2, 4, 8, 16, 32, 64)  # CUDA graphs: decoder rows (requests, doubled for guidance) padded to one of these
@@ -104,6 +106,7 @@ class Prefill:
         codebooks = model.decoder.num_codebooks
         firsts = _first_of_each(ids, kwargs, batch, halves, codebooks)
         distinct = sorted(set(firsts))
+        self.shared_by = batch if len(distinct) == 1 else 0  # requests that all read this one forward, or 0
         forward_rows = [request + half * batch for half in range(halves) for request in distinct]
         code_rows = [request * codebooks + c for request in distinct for c in range(codebooks)]
         step_inputs = model.prepare_inputs_for_generation(
@@ -168,6 +171,7 @@ class Stepper:
         *,
         static: bool = False,
         cross_length: int = 0,
+        shared_prefix: int = 0,
     ):
         decoder = model.decoder
         inner = decoder.model.decoder
@@ -188,7 +192,12 @@ class Stepper:
         if not dtype.is_floating_point:  # a quantised decoder's first parameters may be integers
             dtype = torch.float32
         self.dtype = dtype
-        shape = (rows2, heads, capacity, dim)
+        # A shared prefix (``load_shared``) is kept once per guidance half; the buffers hold each row's own positions
+        self.prefix = shared_prefix
+        self.prefix_keys: list[torch.Tensor] | None = None
+        self.prefix_values: list[torch.Tensor] | None = None
+        self.requests = rows2
+        shape = (rows2, heads, capacity - shared_prefix, dim)
         # empty, not zeros: ``load`` fills the prefill's positions and the static form zeroes the rest; the dynamic
         # form reads only positions it wrote (zeroing a 10 s window's 200 MB took 0.2 s)
         self.keys = [torch.empty(shape, dtype=cache_dtype, device=device) for _ in self.plan]
@@ -247,6 +256,19 @@ class Stepper:
         else:
             self.cross_mask[:rows, ..., :length] = given_mask.clamp(min=lowest).to(self.cross_mask.dtype)
 
+    def load_shared(self, prefill: Prefill, requests: int) -> None:
+        """Take a prefill whose ``requests`` requests all read the same first forward (a section's candidates):
+        its keys and values once per guidance half as the shared prefix, the cross-attention as ``load``."""
+        if self.static or prefill.keys[0].shape[-2] != self.prefix or prefill.rows2 != self.rows2:
+            raise ValueError(f"a shared prefix of {self.prefix} positions needs the dynamic step and its own prefill")
+        self.requests = requests
+        # Rows are [half * requests + request]: the first row of each half holds what every request of it reads
+        self.prefix_keys = [k[::requests].to(self.cache_dtype).contiguous() for k in prefill.keys]
+        self.prefix_values = [v[::requests].to(self.cache_dtype).contiguous() for v in prefill.values]
+        self.length = self.prefix
+        self.cross_keys, self.cross_values = prefill.cross_keys, prefill.cross_values
+        self.cross_mask = prefill.cross_mask
+
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``[rows2 * codebooks, vocab]`` for one new token per row (``tokens`` ``[rows2 * codebooks]``)."""
         n = self.length
@@ -283,10 +305,17 @@ class Stepper:
                 keys.index_copy_(2, self.position, key.to(self.cache_dtype))
                 values.index_copy_(2, self.position, value.to(self.cache_dtype))
             else:
-                keys.narrow(2, n, 1).copy_(key)
-                values.narrow(2, n, 1).copy_(value)
-                keys, values = keys.narrow(2, 0, n + 1), values.narrow(2, 0, n + 1)
-            attended = _attend(query.to(self.cache_dtype) if convert else query, keys, values, own_mask, layer.scaling)
+                own = n - self.prefix
+                keys.narrow(2, own, 1).copy_(key)
+                values.narrow(2, own, 1).copy_(value)
+                keys, values = keys.narrow(2, 0, own + 1), values.narrow(2, 0, own + 1)
+            query = query.to(self.cache_dtype) if convert else query
+            if self.prefix_keys is None:
+                attended = _attend(query, keys, values, own_mask, layer.scaling)
+            else:
+                assert self.prefix_values is not None
+                prefix = (self.prefix_keys[i], self.prefix_values[i])
+                attended = _attend_after_prefix(query, *prefix, keys, values, self.requests, layer.scaling)
             hidden = layer.out(attended.to(hidden.dtype) if convert else attended).add_(hidden)
 
             # Cross-attention on the text
@@ -442,12 +471,17 @@ def decode(
     cache_dtype: torch.dtype,
     graphs: CudaGraphSteps | None = None,
     static: bool = False,
+    share_prompt: bool = False,
 ) -> torch.Tensor:
     """Sample ``steps`` tokens per row after the BOS and any code ``prompt``; returns the ids ``[rows, 1 + ...]``.
 
     ``choose(logits, rows)`` picks a token per row (``SeededSampler.choose``); ``watch(ids, logits)`` runs after
     every step (``StepWatcher``: progress, streaming, cancel). ``graphs`` replays the step as CUDA graphs;
     ``static`` runs the fixed-shape step without a graph (what the graph captures, for tests on CPU).
+    ``share_prompt``: where every request reads the same first forward (a section's candidates) and that forward
+    holds at least ``SHARED_PREFIX_MIN`` positions, the dynamic step keeps its keys and values once per guidance
+    half and reads them once for all requests (``_attend_after_prefix``). Attention then sums in another order,
+    so a request's tokens may differ from those it gets alone; the same batch gives the same tokens every time.
     Fast mode's int8 matmuls quantise each row on its own (``lean_layers.rowwise_int8``), so a request gives
     the same tokens alone or batched.
     """
@@ -458,6 +492,11 @@ def decode(
         if graphs is not None:
             stepper = graphs.stepper(model, prefill, positions, cache_dtype)
             advance: Callable[[torch.Tensor], torch.Tensor] = lambda tokens: replay(stepper, tokens)  # noqa: E731
+        elif share_prompt and not static and prefill.shared_by > 1 and prefill.keys[0].shape[-2] >= SHARED_PREFIX_MIN:
+            prefix = prefill.keys[0].shape[-2]
+            stepper = Stepper(model, prefill.rows2, positions, cache_dtype, shared_prefix=prefix)
+            stepper.load_shared(prefill, prefill.shared_by)
+            advance = stepper.step
         else:
             stepper = Stepper(model, prefill.rows2, positions, cache_dtype, static=static, **_cross(prefill, static))
             stepper.load(prefill)
@@ -534,6 +573,26 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 def _attend(query, key, value, mask, scaling: float) -> torch.Tensor:
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
     return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1)
+
+
+def _attend_after_prefix(query, prefix_keys, prefix_values, keys, values, requests: int, scaling: float):
+    """Attention of ``query`` ``[halves * requests, heads, 1, dim]`` over a prefix its requests share
+    (``[halves, heads, prefix, dim]``, read once for all of them) and then each row's own ``keys`` and ``values``.
+
+    The prefix is attended as grouped-query attention (each request's heads side by side over one copy), each
+    row's own positions apart; the two softmaxes are joined by their log-sum-exps, so the result is the softmax
+    over all positions, up to rounding.
+    """
+    rows, heads, _, dim = query.shape
+    halves = rows // requests
+    grouped = query.view(halves, requests, heads, dim).transpose(1, 2).reshape(halves, heads * requests, 1, dim)
+    on_prefix, prefix_lse = _FLASH(grouped, prefix_keys, prefix_values, scale=scaling)
+    on_own, own_lse = _FLASH(query, keys, values, scale=scaling)
+    on_prefix = on_prefix.view(halves, heads, requests, dim).transpose(1, 2).reshape(rows, heads, 1, dim)
+    prefix_lse = prefix_lse.view(halves, heads, requests).transpose(1, 2).reshape(rows, heads, 1, 1)
+    share = torch.sigmoid(prefix_lse - own_lse.view(rows, heads, 1, 1))  # the prefix's part of the softmax
+    out = torch.lerp(on_own.float(), on_prefix.float(), share).to(query.dtype)
+    return out.transpose(1, 2).reshape(rows, 1, heads * dim)
 
 
 def _norm(norm: torch.nn.LayerNorm) -> tuple:
