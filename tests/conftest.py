@@ -119,9 +119,12 @@ def studio(engine, melody_engine, separator, tmp_path: Path):
 
 
 class LiveServer:
-    """``python app.py`` in a subprocess, configured only through environment variables."""
+    """``python app.py`` (or ``python <args>``) in a subprocess, configured only through environment variables.
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    ``log_mode`` "a" keeps a restarted server's log after the last one's.
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ("app.py",), log_mode: str = "w"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.output_dir = Path(env["MOODTAPE_OUTPUT_DIR"])
@@ -133,14 +136,14 @@ class LiveServer:
             "GRADIO_ANALYTICS_ENABLED": "False",
             **env,
         }
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, log_mode)  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, *args], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
         )
         wait_until_up(
             self.process,
             answers_http(self.url + "config"),
-            what="app.py",
+            what="the app",
             timeout_s=SERVER_START_TIMEOUT_S,
             log_path=log_path,
             on_timeout=self.stop,
@@ -155,6 +158,7 @@ class LiveServer:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
         self._log.close()
 
 

@@ -5,11 +5,8 @@ owner comes from a request header (the test's owner rule), as Gradio's sign-in s
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.processes import answers_http, free_port, wait_until_up
-from tests.conftest import ROOT, SERVER_START_TIMEOUT_S
+from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -29,26 +25,11 @@ SERVER = f"import app; app.main(owner_rule=lambda request: request.headers.get({
 HOSTILE_IDS = ["../../etc/passwd", "' OR '1'='1", '"; DROP TABLE entries; --', "20261206-010000-1a2b3c4d/../x"]
 
 
-class Server:
-    """The app in a subprocess on a free port, logging to a file; ``kill`` is ``kill -9``."""
+class Server(LiveServer):
+    """The app with the test's owner rule in a subprocess, its log kept across restarts; ``kill`` is ``kill -9``."""
 
     def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        self._log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
-        full_env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False", **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        wait_until_up(
-            self.process,
-            answers_http(self.url + "config"),
-            what="the app",
-            timeout_s=SERVER_START_TIMEOUT_S,
-            log_path=log_path,
-            on_timeout=self.kill,
-        )
+        super().__init__(env, log_path, args=("-c", SERVER), log_mode="a")
 
     def client(self, owner: str | None):
         from gradio_client import Client
@@ -65,15 +46,6 @@ class Server:
                 return answer.status
         except urllib.error.HTTPError as e:
             return e.code
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
