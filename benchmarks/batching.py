@@ -8,7 +8,9 @@ the real size, interleaved, best of ``--rounds``:
 
 - ms per decoding step of one guided request (2 rows), and of 4 requests (8 rows), at about 250 cached positions;
 - the logits' error against the exact path (float32 weights and cache) over ``--steps`` teacher-forced steps of
-  one request: mean and largest absolute difference, as a share of the exact logits' standard deviation.
+  one request: mean and largest absolute difference, as a share of the exact logits' standard deviation;
+- the same for 4-bit weights through torch's CPU int4 kernel (``floor.int4_linear``), the one way below the int8
+  floor: what a 4-bit mode would gain per step and how far its logits would move. It is measured, not shipped.
 
 Run ``python -m benchmarks.batching`` (about 5 minutes on 2 CPU cores; ``--tiny`` checks it runs).
 """
@@ -21,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks import floor
 from benchmarks.bench import build, concurrent_requests, cpu_flags, cpu_name, request
 from generation.model import lean_layers, static_decoding
 from generation.model.engine import MusicGenEngine
@@ -124,6 +127,13 @@ def main(argv: list[str] | None = None) -> None:
         fast_model, exact_model = fast._model, exact._model
         fast_model.tokenizer = exact_model.tokenizer = processor.tokenizer  # read by ``prefill``
         cache = fast._cpu_cache_dtype()
+        made: dict[int, floor.Int4Linear | None] = {}  # each int8 layer's 4-bit form, made once for every round
+
+        def int4_calls(module) -> floor.Int4Linear | None:
+            if id(module) not in made:
+                made[id(module)] = floor.int4_linear(module)
+            return made[id(module)]
+
         with torch.inference_mode():
             reference = forced_logits(exact_model, torch.float32, args.steps)
             times: dict[str, list[float]] = {}
@@ -137,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
                 ),
                 f"a scale per row, {8 if lean_layers.full_range_int8() else 7} bits, requests together (now)": (
                     lambda requests: lean_layers.rowwise_int8
+                ),
+                f"int4 weights in groups of {floor.INT4_GROUP}, bfloat16 rows (torch's CPU int4 kernel; not shipped)": (
+                    lambda requests: int4_calls
                 ),
             }
             for _ in range(args.rounds):
@@ -153,14 +166,14 @@ def main(argv: list[str] | None = None) -> None:
             f"{'tiny model' if args.tiny else 'random musicgen-small (real size)'}, key/value cache {cache}, "
             f"best of {args.rounds} interleaved rounds of {args.steps} steps after {WARM_POSITIONS} positions",
             "",
-            "| int8 activations | ms per step, 1 request | ms per step, 4 requests | 4 requests' throughput vs 1 "
+            "| matmuls | ms per step, 1 request | ms per step, 4 requests | 4 requests' throughput vs 1 "
             "| logits' error vs exact path: mean, max (share of the logits' std) |",
             "|---|---|---|---|---|",
         ]
         for name in variants:
             one, four = min(times[f"{name}, 1"]), min(times[f"{name}, 4"])
             mean, largest = errors[name]
-            lines.append(f"| {name} | {one:.1f} | {four:.1f} | {4 * one / four:.2f}x | {mean:.4f}, {largest:.3f} |")
+            lines.append(f"| {name} | {one:.3g} | {four:.3g} | {4 * one / four:.2f}x | {mean:.4f}, {largest:.3f} |")
         with_calls(fast_model, lean_layers.rowwise_int8)  # the engine as shipped: rows together
         return lines, fast
 

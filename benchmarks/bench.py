@@ -639,12 +639,15 @@ def floor_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row
     positions = sorted({middle, *args.floor_positions})
     timing = on_model_thread(floor.time_steps, stepped, inputs, positions, cache_dtype)
     bandwidth = max(bandwidth, on_model_thread(floor.read_bandwidth, size))
-    weights = floor.weight_bytes(stepped.decoder, timing.rows)
+    # Unpacking the int8 weights runs torch's parallel kernels: on the main thread they would start a second
+    # OpenMP team, which slows every later step of the model thread (see Fast mode's design rules)
+    weights = on_model_thread(floor.weight_bytes, stepped.decoder, timing.rows)
     floors = {n: (weights.total + timing.cache_bytes[n]) / bandwidth for n in positions}
     # A CPU whose last-level cache holds the step's bytes (AMX Xeons report up to 480 MiB) may read them faster
     step_size = weights.total + timing.cache_bytes[middle]
     cached_bandwidth = on_model_thread(floor.read_bandwidth, step_size)
     say(f"bandwidth {bandwidth / 1e9:.1f} GB/s; steps {timing.seconds}; floors {floors}")
+    kernels = on_model_thread(floor.matmul_kernels, stepped.decoder, timing.rows)
     del stepped
 
     # 2. A clip in fast mode against plain generate, interleaved
@@ -699,6 +702,22 @@ def floor_rows(args: argparse.Namespace, say: Callable[..., object]) -> list[Row
                 f"{timing.seconds[n] / floors[n]:.2f}x the floor",
             )
             for n in args.floor_positions
+        ),
+        Row(
+            f"a step's {kernels.matrices} int8 matmuls alone, {timing.rows} rows (ms; plain column: their bytes / the "
+            "bandwidth)",
+            f"{kernels.int8_bytes / bandwidth * 1e3:.4g}",
+            f"{kernels.int8_seconds * 1e3:.4g}",
+            f"{kernels.int8_bytes / kernels.int8_seconds / 1e9:.3g} GB/s; "
+            f"{kernels.int8_seconds / timing.seconds[middle]:.0%} of the step at {middle} positions",
+        ),
+        Row(
+            f"the same matrices in 4 bits (ms; torch's CPU int4 weight-only kernel, groups of {kernels.group}, "
+            "bfloat16 rows; plain column: fast mode's int8)",
+            f"{kernels.int8_seconds * 1e3:.4g}",
+            f"{kernels.int4_seconds * 1e3:.4g}",
+            f"{kernels.int8_seconds / kernels.int4_seconds:.2f}x as fast; "
+            f"{kernels.int4_bytes / kernels.int4_seconds / 1e9:.3g} GB/s of {kernels.int4_bytes / 1e6:.4g} MB",
         ),
         Row(
             f"text, {clip:g} s clip: compute s per s of audio (fast CPU mode, best of {args.repeats}, interleaved)",

@@ -151,3 +151,111 @@ def _fill(stepper: Any, length: int, generator: torch.Generator) -> None:
         filled = buffer.narrow(2, stepper.length, length - stepper.length)
         filled.copy_(torch.randn(filled.shape, generator=generator))
     stepper.length = length
+
+
+INT4_GROUP = 128  # weights per scale and zero point in the 4-bit comparison, as torchao's int4 weight-only default
+KERNEL_REPEATS = 5  # passes over a step's matrices in ``matmul_kernels``; the median counts
+
+
+@dataclass(frozen=True)
+class KernelTiming:
+    """One step's int8 matmuls timed apart, against the same matrices in 4 bits."""
+
+    int8_seconds: float  # fast mode's own calls (``lean_layers.direct``), one pass over every matrix a step reads
+    int4_seconds: float  # ``int4_linear``'s calls over the same matrices: torch's CPU int4 weight-only kernel
+    int8_bytes: int  # the int8 matrices' bytes, as ``weight_bytes`` counts them
+    int4_bytes: int  # the packed int4 matrices' bytes plus their bfloat16 scales and zero points
+    matrices: int
+    group: int  # int4 weights per scale (the first matrix's: every one's at full size)
+
+
+def matmul_kernels(decoder: Any, rows: int, repeats: int = KERNEL_REPEATS) -> KernelTiming:
+    """Time a step's int8 matmuls on their own, and the same matrices with 4-bit weights (``int4_linear``).
+
+    Fewer bits per weight is the one way below the int8 floor, so this says whether torch's 4-bit kernel turns
+    half the bytes into less time on this CPU. Each pass runs every int8 layer a step reads once, in the model's
+    order, on ``rows`` random rows (each layer's weights are evicted from the caches by the others', as in a
+    step), interleaved with the other kind's pass. Run it on the model thread.
+    """
+    if rows < 1 or repeats < 1:
+        raise ValueError(f"matmul_kernels needs at least 1 row and 1 repeat, got {rows} rows, {repeats} repeats")
+    from generation.model.lean_layers import direct
+
+    int8_calls, int4_calls = [], []
+    int8_bytes = int4_bytes = group = 0
+    for name, module in decoder.named_modules():
+        if name.endswith(NOT_READ_PER_STEP) or not _is_int8_linear(module):
+            continue
+        call = int4_linear(module)
+        int8_bytes += module.weight().int_repr().nbytes
+        int4_bytes += call.nbytes
+        group = group or call.group
+        x = torch.randn(rows, 1, module.weight().shape[1])
+        int8_calls.append((direct(module), x))
+        int4_calls.append((call, x))
+
+    timed: dict[str, list[float]] = {"int8": [], "int4": []}
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first round warms up; interleaved, so a change in load hits both
+            for kind, calls in (("int8", int8_calls), ("int4", int4_calls)):
+                started = time.perf_counter()
+                for call, x in calls:
+                    call(x)
+                timed[kind].append(time.perf_counter() - started)
+    median = {kind: statistics.median(times[1:]) for kind, times in timed.items()}
+    return KernelTiming(
+        int8_seconds=median["int8"],
+        int4_seconds=median["int4"],
+        int8_bytes=int8_bytes,
+        int4_bytes=int4_bytes,
+        matrices=len(int8_calls),
+        group=group or INT4_GROUP,
+    )
+
+
+class Int4Linear:
+    """A linear layer with 4-bit weights through torch's CPU int4 weight-only kernel: rows in bfloat16, float32 out.
+
+    Each row is multiplied on its own (no activation scale), so a row gives the same values alone or batched.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        self.out_features, self.in_features = weight.shape
+        self.packed, self.scales_zeros, self.group = int4_weights(weight)
+        self.bias = bias
+        self.nbytes = self.packed.nbytes + self.scales_zeros.nbytes
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        out = torch._weight_int4pack_mm_for_cpu(rows, self.packed, self.group, self.scales_zeros).float()
+        out = out.view(*x.shape[:-1], self.out_features)
+        return out if self.bias is None else out.add_(self.bias)
+
+
+def int4_linear(module: Any) -> Int4Linear | None:
+    """A ``torch.ao`` dynamic int8 linear layer's weights in 4 bits (``Int4Linear``); None for anything else.
+
+    The int4 weights are the int8 ones dequantised and quantised again, so their error is an upper bound of what
+    quantising the float weights to 4 bits would give (the int8 rounding is 16x finer than the int4 one).
+    """
+    if not _is_int8_linear(module):
+        return None
+    bias = module.bias()
+    return Int4Linear(module.weight().dequantize(), None if bias is None else bias.detach())
+
+
+def int4_weights(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``weight`` ([out, in], float) as torch's CPU int4 kernel takes it: packed codes, bfloat16 scales and zeros
+    ([in / group, out, 2]; a weight is (code - 8) x scale + zero), and the group size (asymmetric, ``INT4_GROUP``
+    weights per scale as torchao's int4 weight-only default, fewer where the width is not a multiple)."""
+    out_features, in_features = weight.shape
+    group = next((g for g in (INT4_GROUP, 64, 32) if in_features % g == 0), None)
+    if group is None:
+        raise ValueError(f"int4 weights need an input width that is a multiple of 32, got {in_features}")
+    grouped = weight.float().reshape(out_features, in_features // group, group)
+    low, high = grouped.amin(-1, keepdim=True), grouped.amax(-1, keepdim=True)
+    scale = ((high - low) / 15).clamp_min(1e-8)
+    codes = ((grouped - low) / scale).round().clamp(0, 15).to(torch.int32).reshape(out_features, in_features)
+    zero = low + 8 * scale
+    scales_zeros = torch.stack((scale, zero), -1).reshape(out_features, -1, 2).transpose(0, 1).contiguous()
+    return torch._convert_weight_to_int4pack_for_cpu(codes, 1), scales_zeros.to(torch.bfloat16), group

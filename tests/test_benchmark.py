@@ -111,3 +111,6 @@ def test_floor_only_puts_the_step_beside_its_bytes_over_the_bandwidth(tmp_path, 
     assert float(ratio.removesuffix("x plain")) == pytest.approx(float(fast) / float(plain), rel=0.02)
     assert target == "<= 0.10x plain"
     assert row("fast mode at the floor, 1 s clip")
+    int8_ms, int4_ms, speed = row("the same matrices in 4 bits (ms")[:3]
+    assert float(int8_ms) == pytest.approx(float(row("a step's 16 int8 matmuls alone")[1]), rel=0.01)
+    assert float(speed.split("x as fast")[0]) == pytest.approx(float(int8_ms) / float(int4_ms), rel=0.02)

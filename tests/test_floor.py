@@ -64,3 +64,46 @@ def test_bandwidth_is_bytes_over_seconds_and_refuses_an_empty_tensor():
     assert floor.read_bandwidth(1 << 20, repeats=2) > 0
     with pytest.raises(ValueError, match="got 2 bytes"):
         floor.read_bandwidth(2)
+
+
+def test_the_int4_comparison_runs_every_matrix_a_step_reads_in_half_the_bytes(fast_model):
+    kernels = floor.matmul_kernels(fast_model.decoder, rows=2, repeats=1)
+
+    assert kernels.int8_bytes == floor.weight_bytes(fast_model.decoder, rows=2).int8
+    assert kernels.matrices == 6 * TINY.decoder.num_hidden_layers + fast_model.decoder.num_codebooks
+    packed_codes = kernels.int8_bytes // 2  # two 4-bit codes a byte, then a bfloat16 scale and zero per group
+    assert packed_codes < kernels.int4_bytes <= packed_codes + kernels.int8_bytes // 32 * 2 * 2  # groups >= 32
+    assert kernels.int8_seconds > 0 and kernels.int4_seconds > 0
+
+
+def test_the_int4_weights_the_kernel_reads_are_the_layers_own_to_within_half_a_step():
+    """The comparison times a real 4-bit quantisation: the packed codes, scales and zeros multiply as the
+    float weights do, to within the rounding of 4 bits per group (and bfloat16 rows and scales)."""
+    weight = torch.randn(96, 256, generator=torch.Generator().manual_seed(0))
+    rows = torch.randn(3, 256, generator=torch.Generator().manual_seed(1))
+
+    packed, scales_zeros, group = floor.int4_weights(weight)
+    out = torch._weight_int4pack_mm_for_cpu(rows.to(torch.bfloat16), packed, group, scales_zeros).float()
+
+    assert group == floor.INT4_GROUP and scales_zeros.shape == (256 // group, 96, 2)
+    exact = rows @ weight.T
+    step = (weight.reshape(96, -1, group).amax(-1) - weight.reshape(96, -1, group).amin(-1)).max() / 15
+    bound = (rows.abs().sum(-1, keepdim=True) * step / 2) * 1.1 + 0.02 * exact.abs().max()  # bfloat16's share
+    assert ((out - exact).abs() <= bound).all()
+    # and far from noise (4 bits give a relative error of about 0.1): codes, scales and zeros are packed right
+    assert torch.nn.functional.cosine_similarity(out.flatten(), exact.flatten(), dim=0) > 0.99
+    with pytest.raises(ValueError, match="0 rows"):
+        floor.matmul_kernels(torch.nn.Module(), rows=0)
+
+
+def test_a_row_through_4_bit_weights_is_the_same_alone_or_batched(fast_model):
+    layer = fast_model.decoder.model.decoder.layers[0].fc1
+    call = floor.int4_linear(layer)
+    rows = torch.randn(4, 1, layer.weight().shape[1], generator=torch.Generator().manual_seed(2))
+
+    together = call(rows)
+
+    assert together.shape == (4, 1, layer.weight().shape[0]) and together.dtype == torch.float32
+    for r in range(4):
+        assert torch.equal(call(rows[r : r + 1]), together[r : r + 1])
+    assert floor.int4_linear(torch.nn.Linear(32, 32)) is None  # only int8 layers have a 4-bit form here
