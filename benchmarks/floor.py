@@ -186,11 +186,12 @@ def matmul_kernels(decoder: Any, rows: int, repeats: int = KERNEL_REPEATS) -> Ke
     for name, module in decoder.named_modules():
         if name.endswith(NOT_READ_PER_STEP) or not _is_int8_linear(module):
             continue
-        call = int4_linear(module)
-        int8_bytes += module.weight().int_repr().nbytes
+        call, weight = int4_linear(module), module.weight()
+        assert call is not None  # an int8 layer always has a 4-bit form
+        int8_bytes += weight.int_repr().nbytes
         int4_bytes += call.nbytes
         group = group or call.group
-        x = torch.randn(rows, 1, module.weight().shape[1])
+        x = torch.randn(rows, 1, weight.shape[1])
         int8_calls.append((direct(module), x))
         int4_calls.append((call, x))
 
@@ -235,8 +236,8 @@ class Int4Linear:
 def int4_linear(module: Any) -> Int4Linear | None:
     """A ``torch.ao`` dynamic int8 linear layer's weights in 4 bits (``Int4Linear``); None for anything else.
 
-    The int4 weights are the int8 ones dequantised and quantised again, so their error is an upper bound of what
-    quantising the float weights to 4 bits would give (the int8 rounding is 16x finer than the int4 one).
+    The int4 weights are the int8 ones dequantised and quantised again: their error is close to what quantising
+    the float weights to 4 bits would give, since the int8 rounding is far finer than the int4 one.
     """
     if not _is_int8_linear(module):
         return None
